@@ -1,0 +1,16 @@
+cpdef int murmur2(bytes data)
+cpdef int murmur2_partition(bytes key, int num_partitions)
+
+cdef class RecordCollector:
+    cdef public list buffer
+    cdef public object produce
+    cdef dict _partition_counts
+    cdef object _partition_count_lookup
+    cdef dict _null_key_counters
+    cdef public long long sent
+
+    cpdef void send(self, str topic, object key, object value, long long timestamp, tuple headers,
+                   int partition) except *
+    cpdef int partition_count(self, str topic) except -1
+    cpdef int default_partition(self, str topic, object key) except -2
+    cpdef list drain(self)

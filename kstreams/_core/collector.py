@@ -1,0 +1,122 @@
+"""The record collector: where sinks and change-logging stores hand over serialized records.
+
+A collector either buffers ``(topic, partition, key, value, timestamp, headers)`` tuples for its
+driver to drain (the test driver and the in-process benchmark), or calls ``produce`` directly
+(the Kafka runtime passes the producer's ``produce``, called positionally as
+``produce(topic, value, key, partition, None, timestamp, headers)``).
+
+Partitioning follows Java's default partitioner: ``murmur2(key) & 0x7fffffff % partitions``
+for non-null keys, so records land where Java producers and Kafka Streams put them.
+"""
+
+from __future__ import annotations
+
+import cython
+
+_M: cython.uint = 0x5BD1E995
+_SEED: cython.uint = 0x9747B28C
+_MASK: cython.ulonglong = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> cython.int:
+    """Kafka's 32-bit murmur2 hash of ``data`` (signed, as Java's ``Utils.murmur2`` returns)."""
+    buf: cython.p_uchar = data
+    length: cython.Py_ssize_t = len(data)
+    h: cython.ulonglong = (_SEED ^ length) & _MASK
+    k: cython.ulonglong
+    b0: cython.ulonglong
+    b1: cython.ulonglong
+    b2: cython.ulonglong
+    b3: cython.ulonglong
+    i: cython.Py_ssize_t = 0
+    tail: cython.Py_ssize_t = length - (length & 3)
+    while i < tail:
+        b0 = buf[i]
+        b1 = buf[i + 1]
+        b2 = buf[i + 2]
+        b3 = buf[i + 3]
+        k = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = (h * _M) & _MASK
+        h ^= k
+        i += 4
+    rest: cython.Py_ssize_t = length & 3
+    if rest == 3:
+        b2 = buf[tail + 2]
+        h ^= b2 << 16
+    if rest >= 2:
+        b1 = buf[tail + 1]
+        h ^= b1 << 8
+    if rest >= 1:
+        b0 = buf[tail]
+        h ^= b0
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    if h >= 0x80000000:
+        return cython.cast(cython.int, cython.cast(cython.longlong, h) - 0x100000000)
+    return cython.cast(cython.int, h)
+
+
+def murmur2_partition(key: bytes, num_partitions: cython.int) -> cython.int:
+    """The partition Java's default partitioner picks for a non-null serialized key."""
+    return (murmur2(key) & 0x7FFFFFFF) % num_partitions
+
+
+class RecordCollector:
+    """Collects the serialized output of a task (sinks and changelogs).
+
+    ``partition_count_lookup(topic) -> int`` tells how many partitions a topic has; answers are
+    cached. ``produce``: ``None`` to buffer, or a function called for every record.
+    """
+
+    def __init__(self, partition_count_lookup: object, produce: object = None) -> None:
+        self.buffer = []
+        self.produce = produce
+        self._partition_counts = {}
+        self._partition_count_lookup = partition_count_lookup
+        self._null_key_counters = {}
+        self.sent = 0
+
+    def send(self, topic: str, key: object, value: object, timestamp: cython.longlong, headers: tuple,
+             partition: cython.int) -> None:
+        """Hand over one serialized record; ``partition`` -1 means "the default partitioner"."""
+        if partition < 0:
+            partition = self.default_partition(topic, key)
+        self.sent += 1
+        if self.produce is None:
+            self.buffer.append((topic, partition, key, value, timestamp, headers))
+        else:
+            self.produce(topic, value, key, partition, None, timestamp, list(headers) if headers else None)
+
+    def partition_count(self, topic: str) -> cython.int:
+        """Number of partitions of ``topic`` (looked up once, then cached)."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            count = self._partition_count_lookup(topic)
+            if count is None or count < 1:
+                raise LookupError(
+                    f"Could not get partition information for topic {topic!r}. "
+                    f"This can happen if the topic does not exist.")
+            self._partition_counts[topic] = count
+        return count
+
+    def default_partition(self, topic: str, key: object) -> cython.int:
+        """murmur2 of the key bytes, or round-robin for a null key."""
+        n: cython.int = self.partition_count(topic)
+        if n == 1:
+            return 0
+        if key is None:
+            c = self._null_key_counters.get(topic, 0)
+            self._null_key_counters[topic] = c + 1
+            return c % n
+        return murmur2_partition(key, n)
+
+    def drain(self) -> list:
+        """Return and forget the buffered records."""
+        out = self.buffer
+        self.buffer = []
+        return out

@@ -1,0 +1,13 @@
+cdef class Record:
+    cdef readonly object key
+    cdef readonly object value
+    cdef readonly long long timestamp
+    cdef readonly tuple headers
+
+cdef class RecordMetadata:
+    cdef readonly object topic
+    cdef readonly int partition
+    cdef readonly long long offset
+
+cpdef Record make_record(object key, object value, long long timestamp, tuple headers)
+cpdef tuple normalize_headers(object headers)
