@@ -27,6 +27,7 @@ from typing import Any
 from kstreams import serdes as _serdes
 from kstreams._core import RecordCollector, StreamTask, murmur2_partition, normalize_headers
 from kstreams.config import StreamsConfig
+from kstreams.state.directory import StateDirectory
 from kstreams.tasks import build_task, changelog_topic
 from kstreams.topology import Subtopology, Topology
 
@@ -216,7 +217,6 @@ class TopologyTestDriver:
 
     def __init__(self, topology: Topology, config: Mapping[str, Any] | None = None, *,
                  initial_wall_clock_time_ms: int | None = None) -> None:
-        topology.validate_runnable()
         props = dict(config or {})
         props.setdefault("application.id", f"dummy-topology-test-driver-app-id-{next(_driver_ids)}")
         self._own_state_dir = "state.dir" not in props
@@ -225,6 +225,11 @@ class TopologyTestDriver:
         self.config = StreamsConfig(props)
         self.application_id: str = self.config["application.id"]
         self._state_dir = Path(self.config["state.dir"])
+        # an explicit state.dir is locked like KafkaStreams locks it: one owner per application directory
+        self._state_directory: StateDirectory | None = None
+        if not self._own_state_dir:
+            self._state_directory = StateDirectory(self._state_dir, self.application_id)
+            self._state_directory.lock()
         self._topology = topology
         self._wall_clock = int(time.time() * 1000) if initial_wall_clock_time_ms is None \
             else int(initial_wall_clock_time_ms)
@@ -237,8 +242,12 @@ class TopologyTestDriver:
         self._tasks: dict[tuple[int, int], StreamTask] = {}
         self._collector = RecordCollector(self._partition_count)
         self._closed = False
-        for sub in self._subtopologies:
-            self._ensure_tasks(sub)
+        try:
+            for sub in self._subtopologies:
+                self._ensure_tasks(sub)
+        except BaseException:
+            self.close()
+            raise
 
     # -- topics ---------------------------------------------------------------------------------------
 
@@ -329,10 +338,19 @@ class TopologyTestDriver:
             topic.unread.append((partition, kb, vb, ts, headers))
             if topic_name in self._sub_of_topic:
                 self._enqueue(topic_name, kb, vb, ts, headers, partition)
+            else:
+                topic.next_offset[partition] += 1
 
     def _commit(self, task: StreamTask) -> None:
-        for store in task.stores.values():
-            store.flush()
+        # the two-phase store commit of the runtime: changelog first, then the store's batch with
+        # the offset its changelog partition reached
+        stores = list(task.stores.values())
+        for store in stores:
+            store.prepare_commit()
+        self._capture_outputs()
+        for store in stores:
+            topic = store.changelog_topic
+            store.commit(None if topic is None else self._topic(topic).next_offset[store.changelog_partition])
         task.commit_needed = False
         task.context.commit_requested = False
 
@@ -427,6 +445,8 @@ class TopologyTestDriver:
         self._capture_outputs_after_close()
         if self._own_state_dir:
             shutil.rmtree(self._state_dir, ignore_errors=True)
+        if self._state_directory is not None:
+            self._state_directory.unlock()
         if first is not None:
             raise first
 

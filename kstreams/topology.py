@@ -105,7 +105,7 @@ class Topology:
             topics = [topics]
         topics = list(topics)
         if not topics:
-            raise TopologyError("You must provide at least one topic")
+            raise TopologyError("topics cannot be empty")
         for t in topics:
             self._check_name(t, "topic")
         seen: set[str] = set()
@@ -130,15 +130,13 @@ class Topology:
 
     def _check_parents(self, name: str, parents: Sequence[str], kind: str) -> tuple[str, ...]:
         if not parents:
-            raise TopologyError(f"{kind} {name} must have at least one parent")
+            raise TopologyError("predecessorNames cannot be empty")
         for p in parents:
             self._check_name(p, "parent name")
             if p == name:
-                raise TopologyError(f"Processor {name} cannot be a predecessor of itself.")
+                raise TopologyError(f"Parent node {p} is unknown (self-reference).")
             if p not in self._nodes:
-                if kind == "Sink":
-                    raise TopologyError(f"Predecessor processor {p} is not added yet.")
-                raise TopologyError(f"Predecessor processor {p} is not added yet for {name}")
+                raise TopologyError(f"Parent node {p} is unknown.")
             if isinstance(self._nodes[p], SinkDef):
                 raise TopologyError(f"Sink {p} cannot be used a parent.")
         return tuple(parents)
@@ -206,7 +204,7 @@ class Topology:
         if node is None:
             raise TopologyError(f"Processor {processor_name} is not added yet.")
         if not isinstance(node, ProcessorDef):
-            raise TopologyError(f"cannot connect a state store {store_name} to a source node or a sink node.")
+            raise TopologyError("State stores cannot be connect to sources or sinks.")
         if store_name not in node.stores:
             node.stores.append(store_name)
 

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-_MODULES = ("record", "punctuation", "partition_group", "collector", "nodes", "task")
+_MODULES = ("record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore")
 
 
 def _load_pure_python() -> None:

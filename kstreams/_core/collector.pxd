@@ -1,12 +1,16 @@
+cimport cython
 cpdef int murmur2(bytes data)
 cpdef int murmur2_partition(bytes key, int num_partitions)
 
+@cython.final
 cdef class RecordCollector:
     cdef public list buffer
     cdef public object produce
     cdef dict _partition_counts
     cdef object _partition_count_lookup
     cdef dict _null_key_counters
+    cdef object _last_topic
+    cdef int _last_count
     cdef public long long sent
 
     cpdef void send(self, str topic, object key, object value, long long timestamp, tuple headers,

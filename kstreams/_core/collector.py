@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import cython
 
-_M: cython.uint = 0x5BD1E995
-_SEED: cython.uint = 0x9747B28C
-_MASK: cython.ulonglong = 0xFFFFFFFF
+_M = cython.declare(cython.uint, 0x5BD1E995)
+_SEED = cython.declare(cython.uint, 0x9747B28C)
+_MASK = cython.declare(cython.ulonglong, 0xFFFFFFFF)
 
 
 def murmur2(data: bytes) -> cython.int:
@@ -79,6 +79,8 @@ class RecordCollector:
         self._partition_counts = {}
         self._partition_count_lookup = partition_count_lookup
         self._null_key_counters = {}
+        self._last_topic = None
+        self._last_count = 0
         self.sent = 0
 
     def send(self, topic: str, key: object, value: object, timestamp: cython.longlong, headers: tuple,
@@ -94,6 +96,8 @@ class RecordCollector:
 
     def partition_count(self, topic: str) -> cython.int:
         """Number of partitions of ``topic`` (looked up once, then cached)."""
+        if topic is self._last_topic:
+            return self._last_count
         count = self._partition_counts.get(topic)
         if count is None:
             count = self._partition_count_lookup(topic)
@@ -102,6 +106,8 @@ class RecordCollector:
                     f"Could not get partition information for topic {topic!r}. "
                     f"This can happen if the topic does not exist.")
             self._partition_counts[topic] = count
+        self._last_topic = topic
+        self._last_count = count
         return count
 
     def default_partition(self, topic: str, key: object) -> cython.int:

@@ -1,3 +1,4 @@
+cimport cython
 from kstreams._core.record cimport Record
 from kstreams._core.collector cimport RecordCollector
 from kstreams._core.partition_group cimport PartitionGroup
@@ -13,9 +14,11 @@ cdef class ProcessorNode:
 
     cdef void process_record(self, ProcessorContextImpl ctx, Record record) except *
 
+@cython.final
 cdef class SourceNode(ProcessorNode):
     pass
 
+@cython.final
 cdef class SinkNode(ProcessorNode):
     cdef readonly object topic
     cdef object _topic_extractor
@@ -27,6 +30,7 @@ cdef class SinkNode(ProcessorNode):
     cdef bytes _serialize(self, object serializer, object obj, bint is_key, object topic)
     cdef void _send_partitioned(self, ProcessorContextImpl ctx, object topic, bytes kb, bytes vb, Record record) except *
 
+@cython.final
 cdef class ProcessorContextImpl:
     cdef readonly str task_id
     cdef readonly str application_id
@@ -47,5 +51,5 @@ cdef class ProcessorContextImpl:
     cdef public long long dropped_records
 
     cdef void dispatch(self, ProcessorNode child, Record record) except *
-    cdef void _on_processing_error(self, ProcessorNode node, Record record, object exc) except *
+    cdef void _on_processing_error(self, ProcessorNode node, object record, object exc) except *
     cpdef bint punctuate(self, PunctuationQueue queue, long long now) except -1

@@ -13,10 +13,17 @@ from __future__ import annotations
 import logging
 
 import cython
-from cython.cimports.kstreams._core.collector import RecordCollector
-from cython.cimports.kstreams._core.partition_group import PartitionGroup
-from cython.cimports.kstreams._core.punctuation import PunctuationQueue, PunctuationSchedule
-from cython.cimports.kstreams._core.record import Record, RecordMetadata
+
+if cython.compiled:
+    from cython.cimports.kstreams._core.collector import RecordCollector
+    from cython.cimports.kstreams._core.partition_group import PartitionGroup
+    from cython.cimports.kstreams._core.punctuation import PunctuationQueue, PunctuationSchedule
+    from cython.cimports.kstreams._core.record import Record, RecordMetadata
+else:  # the same names, imported as plain Python modules
+    from kstreams._core.collector import RecordCollector
+    from kstreams._core.partition_group import PartitionGroup
+    from kstreams._core.punctuation import PunctuationQueue, PunctuationSchedule
+    from kstreams._core.record import Record, RecordMetadata
 
 from kstreams._core.punctuation import PunctuationType
 from kstreams.errors import (
@@ -122,8 +129,18 @@ class SinkNode(ProcessorNode):
                 ctx.topic, ctx.partition, ctx.offset, record.timestamp, record.headers))
             if not isinstance(topic, str):
                 raise StreamsError(f"Topic name extractor of sink '{self.name}' returned {topic!r}, not a str")
-        kb: bytes = self._serialize(self._key_serializer, record.key, True, topic)
-        vb: bytes = self._serialize(self._value_serializer, record.value, False, topic)
+        key = record.key
+        value = record.value
+        kb: bytes
+        vb: bytes
+        if self._key_serializer is None and (key is None or type(key) is bytes):
+            kb = key
+        else:
+            kb = self._serialize(self._key_serializer, key, True, topic)
+        if self._value_serializer is None and (value is None or type(value) is bytes):
+            vb = value
+        else:
+            vb = self._serialize(self._value_serializer, value, False, topic)
         if self._partitioner is None:
             self._collector.send(topic, kb, vb, record.timestamp, record.headers, -1)
         else:
@@ -226,9 +243,6 @@ class ProcessorContextImpl:
         if node is None:
             raise StateStoreError("Accessing from an unknown node")
         if name not in node.store_names:
-            if name not in self.stores:
-                raise StateStoreError(f"Processor {node.name} can't access StateStore {name}: there is no store "
-                                      f"named {name!r} in this task")
             raise StateStoreError(
                 f"Processor {node.name} has no access to StateStore {name} as the store is not connected to the "
                 f"processor. If you add stores manually via '.add_state_store()' make sure to connect the added "
@@ -264,7 +278,7 @@ class ProcessorContextImpl:
             return
         self.current_node = parent
 
-    def _on_processing_error(self, node: ProcessorNode, record: Record, exc: object) -> None:
+    def _on_processing_error(self, node: ProcessorNode, record: object, exc: object) -> None:
         where = (f"processor '{node.name}' of task {self.task_id} (topic {self.topic!r}, partition "
                  f"{self.partition}, offset {self.offset})")
         response = HandlerResponse.FAIL

@@ -1,5 +1,7 @@
+cimport cython
 from kstreams._core.record cimport Record
 
+@cython.final
 cdef class RecordQueue:
     cdef readonly str topic
     cdef readonly int partition
@@ -25,6 +27,7 @@ cdef class RecordQueue:
     cdef object _extract(self, object raw, object key, object value, long long ts, long long offset, tuple headers)
     cpdef void clear(self)
 
+@cython.final
 cdef class PartitionGroup:
     cdef readonly list queues
     cdef readonly int num_queues

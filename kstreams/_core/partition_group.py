@@ -19,18 +19,22 @@ import logging
 import time
 
 import cython
-from cython.cimports.kstreams._core.record import Record, make_record
+
+if cython.compiled:
+    from cython.cimports.kstreams._core.record import Record, make_record
+else:  # the same names, imported as plain Python modules
+    from kstreams._core.record import Record, make_record
 
 from kstreams.errors import TimestampError
 
 log = logging.getLogger("kstreams.task")
 
-FAIL_ON_INVALID: cython.int = 0
-LOG_AND_SKIP: cython.int = 1
-USE_PARTITION_TIME: cython.int = 2
-WALLCLOCK: cython.int = 3
-CUSTOM: cython.int = 4
-_COMPACT_AT: cython.Py_ssize_t = 4096
+FAIL_ON_INVALID = cython.declare(cython.int, 0)
+LOG_AND_SKIP = cython.declare(cython.int, 1)
+USE_PARTITION_TIME = cython.declare(cython.int, 2)
+WALLCLOCK = cython.declare(cython.int, 3)
+CUSTOM = cython.declare(cython.int, 4)
+_COMPACT_AT = cython.declare(cython.Py_ssize_t, 4096)
 
 
 class ConsumerRecord:
@@ -128,11 +132,12 @@ class RecordQueue:
                 hdrs = raw.headers()
                 headers = () if hdrs is None else tuple(hdrs)
             else:
-                kb = raw[0]
-                vb = raw[1]
-                ts = raw[2]
-                offset = raw[3]
-                hdrs = raw[4]
+                t: tuple = raw
+                kb = t[0]
+                vb = t[1]
+                ts = t[2]
+                offset = t[3]
+                hdrs = t[4]
                 headers = () if hdrs is None else hdrs
             if kb is None or key_deser is None:
                 key = kb
@@ -277,6 +282,9 @@ class PartitionGroup:
         """The queue whose head has the smallest timestamp (None if nothing is buffered)."""
         best: RecordQueue = None
         q: RecordQueue
+        if self.num_queues == 1:
+            q = self.queues[0]
+            return q if q.head is not None else None
         for q in self.queues:
             if q.head is not None and (best is None or q.head_timestamp < best.head_timestamp):
                 best = q

@@ -1,3 +1,5 @@
+cimport cython
+@cython.final
 cdef class PunctuationSchedule:
     cdef readonly object node
     cdef readonly long long interval
@@ -5,6 +7,7 @@ cdef class PunctuationSchedule:
     cdef public long long next_time
     cdef readonly bint cancelled
 
+@cython.final
 cdef class PunctuationQueue:
     cdef list _heap
     cdef long long _seq

@@ -17,7 +17,7 @@ import heapq
 
 import cython
 
-INT64_MAX: cython.longlong = 9223372036854775807
+INT64_MAX = cython.declare(cython.longlong, 9223372036854775807)
 
 
 class PunctuationType(enum.Enum):

@@ -1,9 +1,14 @@
+cimport cython
+@cython.final
+@cython.no_gc
+@cython.freelist(1024)
 cdef class Record:
     cdef readonly object key
     cdef readonly object value
     cdef readonly long long timestamp
     cdef readonly tuple headers
 
+@cython.final
 cdef class RecordMetadata:
     cdef readonly object topic
     cdef readonly int partition

@@ -1,7 +1,9 @@
+cimport cython
 from kstreams._core.collector cimport RecordCollector
 from kstreams._core.nodes cimport ProcessorContextImpl, ProcessorNode
 from kstreams._core.partition_group cimport PartitionGroup, RecordQueue
 
+@cython.final
 cdef class StreamTask:
     cdef readonly str task_id
     cdef readonly ProcessorContextImpl context

@@ -9,10 +9,17 @@ in how records arrive and where the collector's output goes.
 from __future__ import annotations
 
 import cython
-from cython.cimports.kstreams._core.collector import RecordCollector
-from cython.cimports.kstreams._core.nodes import ProcessorContextImpl, ProcessorNode
-from cython.cimports.kstreams._core.partition_group import PartitionGroup, RecordQueue
-from cython.cimports.kstreams._core.record import Record
+
+if cython.compiled:
+    from cython.cimports.kstreams._core.collector import RecordCollector
+    from cython.cimports.kstreams._core.nodes import ProcessorContextImpl, ProcessorNode
+    from cython.cimports.kstreams._core.partition_group import PartitionGroup, RecordQueue
+    from cython.cimports.kstreams._core.record import Record
+else:  # the same names, imported as plain Python modules
+    from kstreams._core.collector import RecordCollector
+    from kstreams._core.nodes import ProcessorContextImpl, ProcessorNode
+    from kstreams._core.partition_group import PartitionGroup, RecordQueue
+    from kstreams._core.record import Record
 
 from kstreams.errors import StreamsError
 

@@ -1,37 +1,56 @@
 """The ``Stores`` factory and store builders (Kafka Streams' ``Stores`` / ``StoreBuilder``).
 
-A supplier names a store and makes its bytes layer; a builder adds serdes, logging (on by
-default) and caching (off by default) and builds one new store per task.
+A supplier names a store and makes its bytes layer (LevelDB, in-memory or LRU); a builder adds
+serdes, logging (on by default) and caching (off by default) and builds one new store per task.
+
+Every store buffers its writes between commits (the write buffer is how a commit stays
+crash-consistent, DESIGN §5), whatever the caching setting. Caching adds a bounded read cache:
+clean keys stay in memory across commits, so hot keys are served without touching LevelDB or a
+deserializer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kstreams.state.keyvalue import KeyValueStore
+from kstreams.state.keyvalue import KeyValueStore, TimestampedKeyValueStore
+from kstreams.state.leveldb import LevelDBKeyValueBytesStore
 from kstreams.state.memory import InMemoryKeyValueBytesStore, LRUKeyValueBytesStore
+
+_KINDS = ("in-memory", "lru", "leveldb")
 
 
 class KeyValueBytesStoreSupplier:
-    """Makes the bytes layer of a key-value store: ``kind`` is ``"in-memory"`` or ``"lru"``."""
+    """Makes the bytes layer of a key-value store: ``kind`` is ``"in-memory"``, ``"lru"`` or
+    ``"leveldb"``. ``timestamped`` records that the supplier was made for timestamped stores
+    (the builder decides the value format)."""
 
-    def __init__(self, name: str, kind: str, **params: Any) -> None:
+    def __init__(self, name: str, kind: str, timestamped: bool = False, **params: Any) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"store name must be a non-empty str, got {name!r}")
+        if kind not in _KINDS:
+            raise ValueError(f"unknown store kind {kind!r}; expected one of {_KINDS}")
         self.name = name
         self.kind = kind
+        self.timestamped = timestamped
         self.params = params
 
     @property
     def persistent(self) -> bool:
         """Whether the store keeps its data on disk."""
-        return False
+        return self.kind == "leveldb"
 
-    def get(self) -> Any:
-        """A new bytes store."""
+    def get(self, value_format: str = "plain") -> Any:
+        """A new bytes store; ``value_format`` (``"plain"`` / ``"timestamped"``) for LevelDB."""
         if self.kind == "lru":
             return LRUKeyValueBytesStore(self.name, self.params["max_entries"])
+        if self.kind == "leveldb":
+            return LevelDBKeyValueBytesStore(self.name, value_format, self.params.get("options"))
         return InMemoryKeyValueBytesStore(self.name)
+
+    def metrics_scope(self) -> str:
+        """Kafka Streams' metrics scope of the store type."""
+        return {"leveldb": "rocksdb", "in-memory": "in-memory", "lru": "in-memory-lru"}[self.kind]
 
     def __repr__(self) -> str:
         return f"KeyValueBytesStoreSupplier({self.name!r}, {self.kind})"
@@ -59,12 +78,12 @@ class StoreBuilder:
         return self
 
     def with_caching_enabled(self) -> StoreBuilder:
-        """Buffer writes between commits (deduplicated changelog writes)."""
+        """Keep clean keys in a bounded read cache across commits (``statestore.cache.max.bytes``)."""
         self.caching_enabled = True
         return self
 
     def with_caching_disabled(self) -> StoreBuilder:
-        """Write through on every put."""
+        """Keep only the keys written since the last commit in memory."""
         self.caching_enabled = False
         return self
 
@@ -78,21 +97,47 @@ class KeyValueStoreBuilder(StoreBuilder):
     (``None`` serdes take the config's ``default.key.serde`` / ``default.value.serde``)."""
 
     def __init__(self, supplier: KeyValueBytesStoreSupplier, key_serde: Any = None, value_serde: Any = None) -> None:
+        if not isinstance(supplier, KeyValueBytesStoreSupplier):
+            raise TypeError(f"expected a key-value store supplier (e.g. Stores.persistent_key_value_store(name)), "
+                            f"got {supplier!r}")
         super().__init__(supplier.name)
         self.supplier = supplier
         self.key_serde = key_serde
         self.value_serde = value_serde
 
     def build(self) -> KeyValueStore:
-        return KeyValueStore(self.name, self.supplier.get(), self.key_serde, self.value_serde,
-                             self.logging_enabled, self.log_config)
+        return KeyValueStore(self.name, self.supplier.get("plain"), self.key_serde, self.value_serde,
+                             self.logging_enabled, self.log_config, self.caching_enabled)
 
     def __repr__(self) -> str:
         return f"KeyValueStoreBuilder({self.supplier!r})"
 
 
+class TimestampedKeyValueStoreBuilder(KeyValueStoreBuilder):
+    """Builds :class:`~kstreams.state.TimestampedKeyValueStore` instances (values are
+    :class:`~kstreams.state.ValueAndTimestamp`; ``value_serde`` is the serde of the plain value)."""
+
+    def build(self) -> TimestampedKeyValueStore:
+        return TimestampedKeyValueStore(self.name, self.supplier.get("timestamped"), self.key_serde,
+                                        self.value_serde, self.logging_enabled, self.log_config,
+                                        self.caching_enabled)
+
+    def __repr__(self) -> str:
+        return f"TimestampedKeyValueStoreBuilder({self.supplier!r})"
+
+
 class Stores:
     """Factory of store suppliers and builders."""
+
+    @staticmethod
+    def persistent_key_value_store(name: str) -> KeyValueBytesStoreSupplier:
+        """A LevelDB key-value store, at ``<state.dir>/<application.id>/<task_id>/<name>``."""
+        return KeyValueBytesStoreSupplier(name, "leveldb")
+
+    @staticmethod
+    def persistent_timestamped_key_value_store(name: str) -> KeyValueBytesStoreSupplier:
+        """A LevelDB store of values with timestamps (use with :meth:`timestamped_key_value_store_builder`)."""
+        return KeyValueBytesStoreSupplier(name, "leveldb", timestamped=True)
 
     @staticmethod
     def in_memory_key_value_store(name: str) -> KeyValueBytesStoreSupplier:
@@ -111,3 +156,9 @@ class Stores:
                                 value_serde: Any = None) -> KeyValueStoreBuilder:
         """A builder of key-value stores from ``supplier`` with the given serdes."""
         return KeyValueStoreBuilder(supplier, key_serde, value_serde)
+
+    @staticmethod
+    def timestamped_key_value_store_builder(supplier: KeyValueBytesStoreSupplier, key_serde: Any = None,
+                                            value_serde: Any = None) -> TimestampedKeyValueStoreBuilder:
+        """A builder of timestamped key-value stores (values are ``ValueAndTimestamp``)."""
+        return TimestampedKeyValueStoreBuilder(supplier, key_serde, value_serde)

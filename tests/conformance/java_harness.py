@@ -44,10 +44,13 @@ def _sources() -> list[Path]:
 
 
 def is_stale() -> bool:
-    """True if the jar or class-path file is missing or older than any Java source or the pom."""
+    """True if the jar or class-path file is missing, or the jar is older than a Java source or the pom.
+
+    (The jar is always rewritten by a build; the class-path file is rewritten only when it changes.)
+    """
     if not JAR.exists() or not CLASSPATH_FILE.exists():
         return True
-    built = min(JAR.stat().st_mtime, CLASSPATH_FILE.stat().st_mtime)
+    built = JAR.stat().st_mtime
     return any(src.stat().st_mtime > built for src in _sources())
 
 

@@ -3,8 +3,8 @@
 Each scenario of ``scenarios/`` is run by the Java harness (Kafka Streams' TopologyTestDriver,
 once per session, see ``conftest.py``) and by :mod:`.python_harness` (kstreams'
 TopologyTestDriver); this test compares ``describe()`` text byte for byte, the records read
-from every output topic (key, value, timestamp, and headers where the scenario asks), and the
-step that fails, if any.
+from every output topic (key, value, timestamp, and headers where the scenario asks), and where
+it fails (topology op, driver construction or step) when ``expect_error`` says it must.
 
 Known, deliberate difference not exercised here: Java's driver runs all sub-topologies in one
 task ``0_0`` (sharing stream time), kstreams' driver makes one task per sub-topology and
@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 
+from . import java_harness
 from .conftest import JavaResults
 from .scenarios import Scenario, load_scenarios
 
 SCENARIOS = load_scenarios()
+
+# The first test also pays for the session fixture: a Maven build that may download Kafka's jars.
+pytestmark = pytest.mark.timeout(java_harness.BUILD_TIMEOUT_S + java_harness.RUN_TIMEOUT_S)
 
 
 def _describe_diff(java: str, python: str) -> str:
@@ -41,46 +45,68 @@ def _records_diff(label: str, java: list[Any], python: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def _chain_contains(chain: list[list[str]], text: str) -> bool:
-    return any(text in (message or "") for _, message in chain)
+def _compare_records(label: str, java: dict[Any, Any], python: dict[Any, Any], key: Any) -> list[str]:
+    """Compare one read (or final output) present in the ``java`` and/or ``python`` mapping."""
+    if key not in python or key not in java:
+        side = "Java" if key in java else "kstreams"
+        return [f"{label}: only {side} got there (the other side stopped earlier)"]
+    if java[key] != python[key]:
+        return [_records_diff(label, java[key], python[key])]
+    return []
+
+
+def _chain_contains(chain: list[list[str]], text: str | list[str]) -> bool:
+    """True if one message of the chain contains ``text`` (or every string of a list ``text``)."""
+    texts = [text] if isinstance(text, str) else text
+    return any(all(t in (message or "") for t in texts) for _, message in chain)
+
+
+def _where(error: dict[str, Any]) -> str:
+    return f"{error['phase']}[{error['index']}]"
 
 
 def compare(scenario: Scenario, java: dict[str, Any], python: dict[str, Any]) -> list[str]:
     """Return a description of every difference between the Java and the kstreams observations."""
     problems: list[str] = []
-    if java["describe"] != python["describe"]:
-        diff = _describe_diff(java["describe"], python["describe"])
-        problems.append("describe() differs (- java, + kstreams):\n" + diff)
+    java_describe, python_describe = java["describe"], python["describe"]
+    if java_describe != python_describe:
+        if java_describe is None or python_describe is None:  # one side failed to build the topology
+            problems.append(f"describe(): java={java_describe!r} kstreams={python_describe!r}")
+        else:
+            diff = _describe_diff(java_describe, python_describe)
+            problems.append("describe() differs (- java, + kstreams):\n" + diff)
 
     java_reads = {(r["step"], r["topic"]): r["records"] for r in java["reads"]}
     python_reads = {(r["step"], r["topic"]): r["records"] for r in python["reads"]}
     for key in sorted(set(java_reads) | set(python_reads)):
-        j, p = java_reads.get(key), python_reads.get(key)
-        if j != p:
-            problems.append(_records_diff(f"read at step {key[0]} of topic {key[1]!r}", j or [], p or []))
+        problems += _compare_records(f"read at step {key[0]} of topic {key[1]!r}", java_reads, python_reads, key)
     for topic in scenario.data.get("outputs", []):
-        j, p = java["outputs"].get(topic), python["outputs"].get(topic)
-        if j != p:
-            problems.append(_records_diff(f"final output of topic {topic!r}", j or [], p or []))
+        problems += _compare_records(f"final output of topic {topic!r}", java["outputs"], python["outputs"], topic)
 
     expected = scenario.expected_error()
     java_error, python_error = java["error"], python["error"]
     if expected is None:
         if java_error is not None:
-            problems.append(f"Java failed unexpectedly at step {java_error['step']}: {java_error['chain']}")
+            problems.append(f"Java failed unexpectedly: {_where(java_error)} {java_error['chain']}")
         if python_error is not None:
-            problems.append(f"kstreams failed unexpectedly at step {python_error['step']}: {python_error['chain']}")
+            problems.append(f"kstreams failed unexpectedly: {_where(python_error)} {python_error['chain']}")
         return problems
-    step, expectation = expected
-    java_text = expectation.get("java_message_contains", expectation["message_contains"])
-    if java_error is None or java_error["step"] != step or not _chain_contains(java_error["chain"], java_text):
-        problems.append(f"scenario/harness fault: Java should fail at step {step} with {java_text!r}, got {java_error}")
+    where = _where(expected)
+    java_text = expected.get("java_message_contains", expected["message_contains"])
+    if java_error is None or _where(java_error) != where or not _chain_contains(java_error["chain"], java_text):
+        problems.append(f"scenario/harness fault: Java should fail at {where} with {java_text!r}, got {java_error}")
     if python_error is None:
-        problems.append(f"kstreams did not fail at step {step} (Java: {java_error and java_error['chain']})")
-    elif python_error["step"] != step or not _chain_contains(python_error["chain"], expectation["message_contains"]):
+        problems.append(f"kstreams did not fail at {where} (Java: {java_error and java_error['chain']})")
+        return problems
+    kind = expected.get("kstreams_error")
+    if (
+        _where(python_error) != where
+        or not _chain_contains(python_error["chain"], expected["message_contains"])
+        or (kind is not None and not any(kind in classes for classes in python_error.get("mro", [])))
+    ):
+        wanted = f"a message containing {expected['message_contains']!r}" + (f" and a {kind}" if kind else "")
         problems.append(
-            f"kstreams should fail at step {step} with a message containing {expectation['message_contains']!r}, "
-            f"got step {python_error['step']}: {python_error['chain']}"
+            f"kstreams should fail at {where} with {wanted}, got {_where(python_error)}: {python_error['chain']}"
         )
     return problems
 
@@ -88,6 +114,8 @@ def compare(scenario: Scenario, java: dict[str, Any], python: dict[str, Any]) ->
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_conformance(scenario: Scenario, java_results: JavaResults) -> None:
     """kstreams observes exactly what Java Kafka Streams observes for this scenario."""
+    if scenario.problem is not None:
+        pytest.fail(f"bad scenario file {scenario.path.name}: {scenario.problem}", pytrace=False)
     java = java_results.get(scenario.name)
     from .python_harness import run_scenario  # imported here so a missing kstreams fails only these tests
 

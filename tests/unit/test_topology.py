@@ -15,15 +15,15 @@ def store(name):
 
 
 @pytest.mark.parametrize("build,message", [
-    (lambda t: t.add_source("s", []), "Invalid topology: You must provide at least one topic"),
+    (lambda t: t.add_source("s", []), "Invalid topology: topics cannot be empty"),
     (lambda t: t.add_source("s", ["a"]).add_source("s", ["b"]), "Invalid topology: Processor s is already added."),
     (lambda t: t.add_source("s", ["a"]).add_source("s2", ["a"]),
      "Invalid topology: Topic a has already been registered by another source."),
-    (lambda t: t.add_source("s", ["a"]).add_sink("k", "out"), "Invalid topology: Sink k must have at least one parent"),
-    (lambda t: t.add_processor("p", Noop), "Invalid topology: Processor p must have at least one parent"),
-    (lambda t: t.add_processor("p", Noop, "p"), "Invalid topology: Processor p cannot be a predecessor of itself."),
-    (lambda t: t.add_processor("p", Noop, "x"), "Invalid topology: Predecessor processor x is not added yet for p"),
-    (lambda t: t.add_sink("k", "out", "x"), "Invalid topology: Predecessor processor x is not added yet."),
+    (lambda t: t.add_source("s", ["a"]).add_sink("k", "out"), "Invalid topology: predecessorNames cannot be empty"),
+    (lambda t: t.add_processor("p", Noop), "Invalid topology: predecessorNames cannot be empty"),
+    (lambda t: t.add_processor("p", Noop, "p"), "Invalid topology: Parent node p is unknown (self-reference)."),
+    (lambda t: t.add_processor("p", Noop, "x"), "Invalid topology: Parent node x is unknown."),
+    (lambda t: t.add_sink("k", "out", "x"), "Invalid topology: Parent node x is unknown."),
     (lambda t: t.add_source("s", ["a"]).add_sink("k", "o", "s").add_sink("k2", "o", "k"),
      "Invalid topology: Sink k cannot be used a parent."),
     (lambda t: t.add_source("s", ["a"]).add_state_store(store("st")).add_state_store(store("st")),
@@ -32,7 +32,7 @@ def store(name):
      "Invalid topology: StateStore st is not added yet."),
     (lambda t: t.add_state_store(store("st"), "p"), "Invalid topology: Processor p is not added yet."),
     (lambda t: t.add_source("s", ["a"]).add_state_store(store("st"), "s"),
-     "Invalid topology: cannot connect a state store st to a source node or a sink node."),
+     "Invalid topology: State stores cannot be connect to sources or sinks."),
     (lambda t: t.add_source("s", ["a"]).add_processor("p", Noop, "s").connect_processor_and_state_stores("p"),
      "Invalid topology: Must provide at least one state store name."),
 ])

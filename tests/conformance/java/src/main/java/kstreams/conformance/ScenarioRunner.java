@@ -28,8 +28,11 @@ import org.apache.kafka.streams.test.TestRecord;
 /**
  * Runs one scenario (see {@code tests/conformance/README.md}) through Kafka Streams'
  * {@link TopologyTestDriver} and returns the observations as a JSON object:
- * {@code name}, {@code describe}, {@code reads} (one per {@code read} step), {@code outputs}
- * (the records left in each output topic at the end) and {@code error} (or null).
+ * {@code name}, {@code describe} (null if building the topology failed), {@code reads} (one per
+ * {@code read} step), {@code outputs} (the records left in each output topic at the end) and
+ * {@code error}: null, or where it happened ({@code phase} "topology", "driver" or "steps" and the
+ * {@code index} of the operation or step) with the {@code chain} of [class, message] of the
+ * exception and its causes. Nothing runs after an error (but outputs are read after a failed step).
  *
  * <p>The driver runs every sub-topology in a single task {@code 0_0}; scenarios avoid output that
  * depends on that (e.g. stream time shared across sub-topologies).
@@ -50,15 +53,26 @@ final class ScenarioRunner {
     ObjectNode run() {
         final ObjectNode result = mapper.createObjectNode();
         result.put("name", scenario.path("name").asText());
-        final Topology topology = buildTopology(scenario.path("topology"));
-        result.put("describe", topology.describe().toString());
+        result.putNull("describe");
         final ArrayNode reads = result.putArray("reads");
         final ObjectNode outputs = result.putObject("outputs");
         result.putNull("error");
 
+        final JsonNode ops = scenario.path("topology");
+        final Topology topology = new Topology();
+        for (int i = 0; i < ops.size(); i++) {
+            try {
+                applyOp(topology, ops.get(i));
+            } catch (final RuntimeException e) {
+                result.set("error", errorJson("topology", i, e));
+                return result;
+            }
+        }
+        result.put("describe", topology.describe().toString());
+
         final JsonNode steps = scenario.path("steps");
         final JsonNode outputTopics = scenario.path("outputs");
-        if (steps.isEmpty() && outputTopics.isEmpty()) {
+        if (steps.isEmpty() && outputTopics.isEmpty() && !scenario.has("expect_error")) {
             return result; // describe-only scenario
         }
         final Properties props = new Properties();
@@ -67,16 +81,21 @@ final class ScenarioRunner {
             e -> props.put(e.getKey(), e.getValue().asText()));
         final Instant wallClock = Instant.ofEpochMilli(scenario.path("initial_wall_clock_ms").asLong(0L));
 
-        final TopologyTestDriver driver = new TopologyTestDriver(topology, props, wallClock);
+        final TopologyTestDriver driver;
+        try {
+            driver = new TopologyTestDriver(topology, props, wallClock);
+        } catch (final RuntimeException e) {
+            result.set("error", errorJson("driver", 0, e));
+            return result;
+        }
         try {
             final Map<String, TestInputTopic<String, String>> inputs = new HashMap<>();
             final Map<String, TestOutputTopic<String, String>> outs = new HashMap<>();
             for (int i = 0; i < steps.size(); i++) {
-                final JsonNode step = steps.get(i);
                 try {
-                    runStep(driver, step, i, inputs, outs, reads);
+                    runStep(driver, steps.get(i), i, inputs, outs, reads);
                 } catch (final RuntimeException e) {
-                    result.set("error", errorJson(i, e));
+                    result.set("error", errorJson("steps", i, e));
                     break;
                 }
             }
@@ -156,9 +175,10 @@ final class ScenarioRunner {
         return records;
     }
 
-    private ObjectNode errorJson(final int step, final Throwable error) {
+    private ObjectNode errorJson(final String phase, final int index, final Throwable error) {
         final ObjectNode json = mapper.createObjectNode();
-        json.put("step", step);
+        json.put("phase", phase);
+        json.put("index", index);
         final ArrayNode chain = json.putArray("chain");
         final List<Throwable> seen = new ArrayList<>();
         for (Throwable t = error; t != null && !seen.contains(t); t = t.getCause()) {
@@ -182,41 +202,37 @@ final class ScenarioRunner {
         return out;
     }
 
-    /** Applies the {@code topology} operations in order (insertion order matters for describe()). */
-    static Topology buildTopology(final JsonNode ops) {
-        final Topology topology = new Topology();
-        for (final JsonNode op : ops) {
-            final String kind = op.path("op").asText();
-            switch (kind) {
-                case "source":
-                    topology.addSource(op.path("name").asText(), new StringDeserializer(),
-                        new StringDeserializer(), strings(op.path("topics")));
-                    break;
-                case "processor": {
-                    final String name = op.path("name").asText();
-                    topology.addProcessor(name,
-                        Vocabulary.supplier(name, op.path("kind").asText(), op.path("params")),
-                        strings(op.path("parents")));
-                    break;
-                }
-                case "sink":
-                    topology.addSink(op.path("name").asText(), op.path("topic").asText(),
-                        new StringSerializer(), new StringSerializer(), strings(op.path("parents")));
-                    break;
-                case "store":
-                    topology.addStateStore(
-                        Stores.keyValueStoreBuilder(Stores.inMemoryKeyValueStore(op.path("name").asText()),
-                            Serdes.String(), Serdes.String()),
-                        strings(op.path("processors")));
-                    break;
-                case "connect":
-                    topology.connectProcessorAndStateStores(op.path("processor").asText(),
-                        strings(op.path("stores")));
-                    break;
-                default:
-                    throw new IllegalArgumentException("unknown topology op: " + kind);
+    /** Applies one {@code topology} operation (insertion order matters for describe()). */
+    static void applyOp(final Topology topology, final JsonNode op) {
+        final String kind = op.path("op").asText();
+        switch (kind) {
+            case "source":
+                topology.addSource(op.path("name").asText(), new StringDeserializer(),
+                    new StringDeserializer(), strings(op.path("topics")));
+                break;
+            case "processor": {
+                final String name = op.path("name").asText();
+                topology.addProcessor(name,
+                    Vocabulary.supplier(name, op.path("kind").asText(), op.path("params")),
+                    strings(op.path("parents")));
+                break;
             }
+            case "sink":
+                topology.addSink(op.path("name").asText(), op.path("topic").asText(),
+                    new StringSerializer(), new StringSerializer(), strings(op.path("parents")));
+                break;
+            case "store":
+                topology.addStateStore(
+                    Stores.keyValueStoreBuilder(Stores.inMemoryKeyValueStore(op.path("name").asText()),
+                        Serdes.String(), Serdes.String()),
+                    strings(op.path("processors")));
+                break;
+            case "connect":
+                topology.connectProcessorAndStateStores(op.path("processor").asText(),
+                    strings(op.path("stores")));
+                break;
+            default:
+                throw new IllegalArgumentException("unknown topology op: " + kind);
         }
-        return topology;
     }
 }

@@ -1,0 +1,1 @@
+"""Throughput benchmarks of kstreams (run with ``python -m bench ...``)."""
