@@ -6,7 +6,7 @@ The extension modules are required: the build fails if they cannot be compiled.
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-CORE_MODULES = ["record", "punctuation", "partition_group", "collector", "nodes", "task"]
+CORE_MODULES = ["record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore"]
 
 extensions = [
     Extension(f"kstreams._core.{name}", [f"kstreams/_core/{name}.py"], extra_compile_args=["-O3"])
