@@ -9,6 +9,7 @@ from kstreams._core import COMPILED
 from kstreams.config import StreamsConfig
 from kstreams.errors import HandlerResponse, StreamThreadExceptionResponse
 from kstreams.processor import Cancellable, Processor, ProcessorContext, PunctuationType, Record, RecordMetadata
+from kstreams.runtime import KafkaStreams, State
 from kstreams.state import KeyValueStore, Stores
 from kstreams.topology import Topology
 
@@ -18,6 +19,7 @@ __all__ = [
     "COMPILED",
     "Cancellable",
     "HandlerResponse",
+    "KafkaStreams",
     "KeyValueStore",
     "Processor",
     "ProcessorContext",
@@ -25,6 +27,7 @@ __all__ = [
     "Record",
     "RecordMetadata",
     "Stores",
+    "State",
     "StreamThreadExceptionResponse",
     "StreamsConfig",
     "Topology",

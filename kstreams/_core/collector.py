@@ -3,7 +3,7 @@
 A collector either buffers ``(topic, partition, key, value, timestamp, headers)`` tuples for its
 driver to drain (the test driver and the in-process benchmark), or calls ``produce`` directly
 (the Kafka runtime passes the producer's ``produce``, called positionally as
-``produce(topic, value, key, partition, None, timestamp, headers)``).
+``produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)``).
 
 Partitioning follows Java's default partitioner: ``murmur2(key) & 0x7fffffff % partitions``
 for non-null keys, so records land where Java producers and Kafka Streams put them.
@@ -92,7 +92,7 @@ class RecordCollector:
         if self.produce is None:
             self.buffer.append((topic, partition, key, value, timestamp, headers))
         else:
-            self.produce(topic, value, key, partition, None, timestamp, list(headers) if headers else None)
+            self.produce(topic, value, key, partition, None, None, timestamp, list(headers) if headers else None)
 
     def partition_count(self, topic: str) -> cython.int:
         """Number of partitions of ``topic`` (looked up once, then cached)."""

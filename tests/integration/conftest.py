@@ -35,7 +35,11 @@ def _run_cluster(factory: pytest.TempPathFactory, name: str, brokers: int) -> It
     try:
         cluster = kafka_cluster.start_cluster(cluster_dir, brokers, owner_pid=os.getpid())
     except kafka_cluster.ClusterError as exc:
-        pytest.fail(f"could not start a {brokers}-broker Kafka in {cluster_dir}:\n{exc}", pytrace=False)
+        failure = f"could not start a {brokers}-broker Kafka in {cluster_dir}:\n{exc}"
+    else:
+        failure = None
+    if failure is not None:  # outside the except block: no chained traceback
+        pytest.fail(failure, pytrace=False)
     try:
         yield cluster
     finally:

@@ -1,0 +1,586 @@
+"""A stream thread: one consumer (group member), one producer, the tasks assigned to it.
+
+The loop: poll a batch, buffer it in the tasks' partition queues (pausing full partitions),
+restore stores incrementally, process through the compiled loop, fire wall-clock punctuations,
+commit every ``commit.interval.ms`` (or when a processor asked). The commit follows DESIGN §5:
+stores send their dirty entries to the changelogs, the producer flushes (at_least_once) or the
+transaction commits with the consumed offsets (exactly_once_v2), and only then each store
+applies its entries to LevelDB in one WriteBatch with the changelog offset they reach.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from kstreams._core import RecordCollector, StreamTask
+from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
+from kstreams.errors import StreamsError, TaskMigratedError
+from kstreams.runtime.clients import (
+    admin_config,
+    consumer_config,
+    decode_partition_time,
+    encode_partition_time,
+    producer_config,
+    restore_consumer_config,
+)
+from kstreams.runtime.metrics import Sensor
+from kstreams.runtime.topics import TopologyMetadata
+from kstreams.state.restore import StoreRestorer
+from kstreams.tasks import build_task
+from kstreams.topology import Topology
+
+log = logging.getLogger("kstreams.runtime")
+
+_RESTORE_BATCH = 10_000
+_PROCESS_BUDGET = 10_000
+
+
+class ThreadState(enum.Enum):
+    """Lifecycle of a stream thread."""
+
+    CREATED = "CREATED"
+    STARTING = "STARTING"
+    PARTITIONS_REVOKED = "PARTITIONS_REVOKED"
+    PARTITIONS_ASSIGNED = "PARTITIONS_ASSIGNED"
+    RUNNING = "RUNNING"
+    PENDING_SHUTDOWN = "PENDING_SHUTDOWN"
+    DEAD = "DEAD"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _TaskEntry:
+    task: StreamTask
+    partitions: list[tuple[str, int]]
+    restorers: list[StoreRestorer] = field(default_factory=list)
+    running: bool = False
+
+
+class StreamThread(threading.Thread):
+    """One stream thread of a :class:`~kstreams.runtime.KafkaStreams` instance."""
+
+    def __init__(self, index: int, topology: Topology, config: StreamsConfig, metadata: TopologyMetadata,
+                 process_id: str, state_dir: str, restore_listener: Any,
+                 on_state: Callable[[StreamThread, ThreadState], None],
+                 on_fatal: Callable[[StreamThread, BaseException], None]) -> None:
+        super().__init__(name=f"{config['application.id']}-StreamThread-{index}", daemon=True)
+        self.index = index
+        self.topology = topology
+        self.config = config
+        self.metadata = metadata
+        self.app_id: str = config["application.id"]
+        self.process_id = process_id
+        self.state_dir = state_dir
+        self.restore_listener = restore_listener
+        self._on_state = on_state
+        self._on_fatal = on_fatal
+        self.eos = config["processing.guarantee"] == EXACTLY_ONCE_V2
+        self.state = ThreadState.CREATED
+        self._shutdown_requested = threading.Event()
+        self._subs = {sub.id: sub for sub in topology.subtopologies()}
+        self._sub_of_topic = {t: sub for sub in self._subs.values() for t in sub.source_topics}
+        self.tasks: dict[tuple[int, int], _TaskEntry] = {}
+        self._task_of_tp: dict[tuple[str, int], _TaskEntry] = {}
+        self._paused: set[tuple[str, int]] = set()
+        self._restoring: dict[tuple[str, int], StoreRestorer] = {}
+        self._txn_open = False
+        self._last_commit = time.monotonic()
+        self._commit_interval = config["commit.interval.ms"] / 1000.0
+        self._buffer_limit = config["buffered.records.per.partition"]
+        self._poll_timeout = config["poll.ms"] / 1000.0
+        self._max_poll = config["max.poll.records"]
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.restore_consumer: Consumer | None = None
+        self.admin: AdminClient | None = None
+        self.collector: RecordCollector | None = None
+        self._production_errors: list[str] = []
+        self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
+        self._records_lag_max = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def _set_state(self, state: ThreadState) -> None:
+        self.state = state
+        self._on_state(self, state)
+
+    def shutdown(self) -> None:
+        """Ask the thread to stop after its current iteration (it commits and closes its tasks)."""
+        self._shutdown_requested.set()
+
+    def run(self) -> None:
+        clean = False
+        try:
+            self._set_state(ThreadState.STARTING)
+            self._create_clients()
+            assert self.consumer is not None
+            self.consumer.subscribe(self.topology.source_topics(), on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+            while not self._shutdown_requested.is_set():
+                try:
+                    self._run_once()
+                except TaskMigratedError as exc:
+                    log.warning("%s: %s; closing its tasks and rejoining the group", self.name, exc)
+                    self._handle_migrated()
+            self._set_state(ThreadState.PENDING_SHUTDOWN)
+            self._commit(force=True)
+            clean = True
+        except BaseException as exc:  # the thread dies; KafkaStreams decides what happens next
+            log.error("%s failed: %r", self.name, exc, exc_info=exc)
+            self._close_tasks(list(self.tasks), clean=False)
+            self._close_clients()
+            self._set_state(ThreadState.DEAD)
+            self._on_fatal(self, exc)
+            return
+        finally:
+            if clean:
+                self._close_tasks(list(self.tasks), clean=True)
+                self._close_clients()
+                self._set_state(ThreadState.DEAD)
+
+    def _client_id(self, kind: str) -> str:
+        return f"{self.app_id}-{self.process_id}-StreamThread-{self.index}-{kind}"
+
+    def _create_clients(self) -> None:
+        self.consumer = Consumer(consumer_config(self.config, self._client_id("consumer")))
+        self.restore_consumer = Consumer(restore_consumer_config(self.config, self._client_id("restore-consumer")))
+        self.admin = AdminClient(admin_config(self.config, self._client_id("admin")))
+        self._create_producer()
+
+    def _create_producer(self) -> None:
+        txn_id = f"{self.app_id}-{self.process_id}-{self.index}" if self.eos else None
+        conf = producer_config(self.config, self._client_id("producer"), txn_id)
+        conf["error_cb"] = self._on_client_error
+        conf["on_delivery"] = self._on_delivery_error
+        self.producer = Producer(conf)
+        if self.eos:
+            self.producer.init_transactions(30)
+            self._txn_open = False
+        self.collector = RecordCollector(self._partition_count, self.producer.produce)
+        for entry in self.tasks.values():
+            entry.task.collector.produce = self.producer.produce
+
+    def _close_clients(self) -> None:
+        for closer in (self._close_producer, self._close_consumers):
+            try:
+                closer()
+            except Exception as exc:  # closing is best effort
+                log.debug("%s: error while closing clients: %r", self.name, exc)
+
+    def _close_producer(self) -> None:
+        if self.producer is not None:
+            if self.eos and self._txn_open:
+                try:
+                    self.producer.abort_transaction(10)
+                except KafkaException:
+                    pass
+            self.producer.flush(10)
+            self.producer = None
+
+    def _close_consumers(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+        if self.restore_consumer is not None:
+            self.restore_consumer.close()
+            self.restore_consumer = None
+
+    # -- callbacks ----------------------------------------------------------------------------------
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._production_errors.append(f"fatal client error: {err}")
+        else:
+            log.debug("%s: client error %s", self.name, err)
+
+    def _on_delivery_error(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._production_errors.append(
+                f"Error sending record to topic {msg.topic()} partition {msg.partition()}: {err}")
+
+    def _partition_count(self, topic: str) -> int | None:
+        n = self.metadata.partitions.get(topic)
+        if n is not None:
+            return n
+        assert self.producer is not None
+        md = self.producer.list_topics(topic, timeout=10)
+        tm = md.topics.get(topic)
+        if tm is None or tm.error is not None or not tm.partitions:
+            raise StreamsError(f"Could not get partition information for topic {topic}. This can happen if the "
+                               f"topic does not exist (sink topics must exist before they are written).")
+        self.metadata.partitions[topic] = len(tm.partitions)
+        return len(tm.partitions)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._set_state(ThreadState.PARTITIONS_ASSIGNED)
+        by_task: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        for tp in partitions:
+            sub = self._sub_of_topic[tp.topic]
+            by_task.setdefault((sub.id, tp.partition), []).append((tp.topic, tp.partition))
+        consumer.assign(partitions)
+        committed = {(tp.topic, tp.partition): tp for tp in consumer.committed(partitions, timeout=30)}
+        to_pause: list[TopicPartition] = []
+        for key, tps in sorted(by_task.items()):
+            entry = self._create_task(key, tps, committed)
+            if entry.restorers:
+                to_pause.extend(TopicPartition(t, p) for t, p in tps)
+                self._paused.update(tps)
+            else:
+                self._start_task(entry)
+        if to_pause:
+            consumer.pause(to_pause)
+        log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
+
+    def _create_task(self, key: tuple[int, int], tps: list[tuple[str, int]],
+                     committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
+        sub = self._subs[key[0]]
+        assert self.collector is not None
+        collector = RecordCollector(self._partition_count, self.collector.produce)
+        task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
+                          state_dir=self.state_dir, input_topics=[t for t, _ in tps],
+                          lag_provider=self._lag, wall_clock=_now_ms())
+        stream_time = -1
+        for t, p in tps:
+            tp = committed.get((t, p))
+            pt = decode_partition_time(getattr(tp, "metadata", None)) if tp is not None else -1
+            if pt >= 0:
+                task.queues[(t, p)].partition_time = pt
+                stream_time = max(stream_time, pt)
+        task.group.stream_time = stream_time
+        entry = _TaskEntry(task, tps)
+        self.tasks[key] = entry
+        for tp in tps:
+            self._task_of_tp[tp] = entry
+        self._register_restores(entry)
+        return entry
+
+    def _register_restores(self, entry: _TaskEntry) -> None:
+        assert self.restore_consumer is not None and self.admin is not None
+        task = entry.task
+        partition = int(task.task_id.split("_")[1])
+        assigns = []
+        for name, store in task.stores.items():
+            topic = getattr(store, "changelog_topic", None)
+            if topic is None:
+                continue
+            tp = TopicPartition(topic, partition)
+            low, high = self.restore_consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+            restorer = StoreRestorer(store, (topic, partition), high, self.restore_listener, low)
+            start = restorer.start()
+            if restorer.done:
+                restorer.finish()
+                continue
+            entry.restorers.append(restorer)
+            self._restoring[(topic, partition)] = restorer
+            assigns.append(TopicPartition(topic, partition, start))
+            log.info("%s: task %s restores store %s from %s-%d offsets %d..%d", self.name, task.task_id, name, topic,
+                     partition, start, high)
+        if assigns:
+            self.restore_consumer.incremental_assign(assigns)
+
+    def _start_task(self, entry: _TaskEntry) -> None:
+        entry.task.init_topology(_now_ms())
+        entry.running = True
+        resume = [TopicPartition(t, p) for t, p in entry.partitions if (t, p) in self._paused]
+        if resume and self.consumer is not None:
+            self.consumer.resume(resume)
+            self._paused.difference_update(entry.partitions)
+        log.info("%s: task %s is running", self.name, entry.task.task_id)
+        if all(e.running for e in self.tasks.values()):
+            self._set_state(ThreadState.RUNNING)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._set_state(ThreadState.PARTITIONS_REVOKED)
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        keys = [k for k, e in self.tasks.items() if revoked.intersection(e.partitions)]
+        try:
+            self._commit(force=True)
+        except KafkaException as exc:
+            log.warning("%s: commit on revocation failed (%s); closing tasks dirty", self.name, exc)
+            self._close_tasks(keys, clean=False)
+            return
+        self._close_tasks(keys, clean=True)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        keys = [k for k, e in self.tasks.items() if lost.intersection(e.partitions)]
+        log.warning("%s lost partitions %s; closing their tasks without committing", self.name, sorted(lost))
+        self._abort_transaction()
+        self._close_tasks(keys, clean=False)
+
+    def _close_tasks(self, keys: list[tuple[int, int]], clean: bool) -> None:
+        for key in keys:
+            entry = self.tasks.pop(key, None)
+            if entry is None:
+                continue
+            for tp in entry.partitions:
+                self._task_of_tp.pop(tp, None)
+                self._paused.discard(tp)
+            for r in entry.restorers:
+                self._restoring.pop(r.topic_partition, None)
+            if self.restore_consumer is not None and entry.restorers:
+                try:
+                    self.restore_consumer.incremental_unassign([TopicPartition(*r.topic_partition)
+                                                                for r in entry.restorers])
+                except KafkaException:
+                    pass
+            try:
+                if entry.running:
+                    entry.task.close_topology()
+            except Exception as exc:
+                log.warning("%s: closing task %s: %r", self.name, entry.task.task_id, exc)
+            for store in entry.task.stores.values():
+                try:
+                    if not clean and hasattr(store, "discard_uncommitted"):
+                        store.discard_uncommitted()
+                    store.close()
+                except Exception as exc:
+                    log.warning("%s: closing store %s of task %s: %r", self.name, store.name, entry.task.task_id, exc)
+
+    def _handle_migrated(self) -> None:
+        self._abort_transaction()
+        self._close_tasks(list(self.tasks), clean=False)
+        assert self.consumer is not None
+        self.consumer.unsubscribe()
+        if self.eos:
+            self.producer = None
+            self._create_producer()
+        self.consumer.subscribe(self.topology.source_topics(), on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _abort_transaction(self) -> None:
+        if self.eos and self._txn_open and self.producer is not None:
+            try:
+                self.producer.abort_transaction(30)
+            except KafkaException as exc:
+                log.warning("%s: abort_transaction failed: %s", self.name, exc)
+            self._txn_open = False
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def _lag(self, topic: str, partition: int) -> int | None:
+        if self.consumer is None:
+            return None
+        try:
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except KafkaException:
+            return None
+        if high < 0:
+            return None
+        entry = self._task_of_tp.get((topic, partition))
+        pos = entry.task.queues[(topic, partition)].next_offset if entry is not None else -1
+        if pos < 0:
+            positions = self.consumer.position([TopicPartition(topic, partition)])
+            pos = positions[0].offset if positions else -1
+        return None if pos < 0 else max(0, high - pos)
+
+    def _run_once(self) -> None:
+        assert self.consumer is not None and self.producer is not None
+        if self._production_errors:
+            raise StreamsError("; ".join(self._production_errors[:3]))
+        busy = self._restoring or any(e.running and e.task.has_buffered() for e in self.tasks.values())
+        t0 = time.perf_counter()
+        if self.eos and not self._txn_open and self.tasks:
+            self.producer.begin_transaction()
+            self._txn_open = True
+        msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
+        self.sensors["poll"].record(1, time.perf_counter() - t0)
+        if msgs:
+            self._buffer(msgs)
+        if self._restoring:
+            self._restore_step()
+        now = _now_ms()
+        processed = 0
+        t1 = time.perf_counter()
+        for entry in list(self.tasks.values()):
+            if entry.running:
+                processed += entry.task.process(_PROCESS_BUDGET, now)
+        if processed:
+            self.sensors["process"].record(processed, time.perf_counter() - t1)
+        self.producer.poll(0)
+        for entry in list(self.tasks.values()):
+            if entry.running and entry.task.punctuate_wall_clock(now):
+                self.sensors["punctuate"].record()
+        self._resume_drained()
+        requested = any(e.task.context.commit_requested for e in self.tasks.values())
+        if requested or time.monotonic() - self._last_commit >= self._commit_interval:
+            self._commit(force=False)
+
+    def _buffer(self, msgs: list[Any]) -> None:
+        by_tp: dict[tuple[str, int], list[Any]] = {}
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("%s: consumer error: %s", self.name, err)
+                continue
+            key = (m.topic(), m.partition())
+            batch = by_tp.get(key)
+            if batch is None:
+                by_tp[key] = [m]
+            else:
+                batch.append(m)
+        to_pause = []
+        for key, batch in by_tp.items():
+            entry = self._task_of_tp.get(key)
+            if entry is None:
+                continue  # revoked meanwhile
+            size = entry.task.add_records(key[0], key[1], batch, True)
+            if size > self._buffer_limit and key not in self._paused:
+                self._paused.add(key)
+                to_pause.append(TopicPartition(*key))
+        if to_pause:
+            assert self.consumer is not None
+            self.consumer.pause(to_pause)
+
+    def _resume_drained(self) -> None:
+        if not self._paused:
+            return
+        resume = []
+        for key in list(self._paused):
+            entry = self._task_of_tp.get(key)
+            if entry is None or not entry.running:
+                continue
+            if entry.task.queues[key].size() <= self._buffer_limit:
+                self._paused.discard(key)
+                resume.append(TopicPartition(*key))
+        if resume:
+            assert self.consumer is not None
+            self.consumer.resume(resume)
+
+    def _restore_step(self) -> None:
+        assert self.restore_consumer is not None
+        msgs = self.restore_consumer.consume(_RESTORE_BATCH, 0.05)
+        by_tp: dict[tuple[str, int], list[tuple[bytes, bytes | None, int]]] = {}
+        last: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            if m.error() is not None:
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s: restore consumer error: %s", self.name, m.error())
+                continue
+            key = (m.topic(), m.partition())
+            by_tp.setdefault(key, []).append((m.key(), m.value(), m.timestamp()[1]))
+            last[key] = m.offset()
+        done_tps = []
+        for key, restorer in list(self._restoring.items()):
+            records = by_tp.get(key)
+            pos_list = self.restore_consumer.position([TopicPartition(*key)])
+            position = pos_list[0].offset if pos_list and pos_list[0].offset >= 0 else restorer.position
+            if records:
+                position = max(position, last[key] + 1)
+                restorer.restore_batch(records, position, last[key])
+            elif position > restorer.position:
+                restorer.restore_batch([], position)
+            if restorer.done:
+                restorer.finish()
+                del self._restoring[key]
+                done_tps.append(TopicPartition(*key))
+        if done_tps:
+            self.restore_consumer.incremental_unassign(done_tps)
+        for entry in list(self.tasks.values()):
+            if not entry.running and all(r.done for r in entry.restorers):
+                self._start_task(entry)
+
+    # -- commit -------------------------------------------------------------------------------------
+
+    def _commit(self, force: bool) -> None:
+        """Commit every task that made progress (all of them when ``force``)."""
+        if self.consumer is None or self.producer is None:
+            return
+        entries = [e for e in self.tasks.values()
+                   if e.running and (force or e.task.commit_needed or e.task.context.commit_requested)]
+        self._last_commit = time.monotonic()
+        if not entries and not (self.eos and self._txn_open):
+            return
+        t0 = time.perf_counter()
+        changed: list[tuple[Any, TopicPartition]] = []
+        offsets: list[TopicPartition] = []
+        for e in entries:
+            for store in e.task.stores.values():
+                if hasattr(store, "prepare_commit") and store.prepare_commit() > 0 and store.changelog_topic:
+                    changed.append((store, TopicPartition(store.changelog_topic,
+                                                          int(e.task.task_id.split("_")[1]))))
+            for (topic, partition), (offset, ptime) in e.task.committable_offsets().items():
+                offsets.append(TopicPartition(topic, partition, offset, metadata=encode_partition_time(ptime)))
+        try:
+            if self.eos:
+                if not self._txn_open:
+                    self.producer.begin_transaction()
+                    self._txn_open = True
+                if offsets:
+                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(60)
+                self._txn_open = False
+            else:
+                remaining = self.producer.flush(60)
+                if remaining:
+                    raise StreamsError(f"{remaining} records were not delivered within 60 s")
+                if offsets:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and (err.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                                                               KafkaError.PRODUCER_FENCED,
+                                                               KafkaError.REBALANCE_IN_PROGRESS,
+                                                               KafkaError.ILLEGAL_GENERATION,
+                                                               KafkaError.UNKNOWN_MEMBER_ID)
+                                                or (self.eos and err.txn_requires_abort())):
+                raise TaskMigratedError(f"commit failed: {err}") from exc
+            raise
+        if self._production_errors:
+            raise StreamsError("; ".join(self._production_errors[:3]))
+        ends = self._changelog_ends([tp for _, tp in changed])
+        for store, tp in changed:
+            store.commit(ends.get((tp.topic, tp.partition)))
+        for e in entries:
+            for store in e.task.stores.values():
+                if getattr(store, "pending_count", 0) > 0:
+                    store.commit(None)
+            e.task.commit_needed = False
+            e.task.context.commit_requested = False
+        self.sensors["commit"].record(1, time.perf_counter() - t0)
+        self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
+                                    default=0)
+
+    def _changelog_ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        """End offsets (every record, committed or not) of changelog partitions just written."""
+        if not tps:
+            return {}
+        assert self.admin is not None
+        from confluent_kafka import IsolationLevel
+
+        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                          isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30)
+        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+    # -- introspection ------------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, float]:
+        """This thread's metrics by Kafka Streams' names."""
+        s = self.sensors
+        return {
+            "process-rate": s["process"].rate(),
+            "process-latency-avg": s["process"].avg() * 1e3,
+            "process-total": s["process"].total,
+            "commit-rate": s["commit"].rate(),
+            "commit-latency-avg": s["commit"].avg() * 1e3,
+            "commit-total": s["commit"].total,
+            "punctuate-rate": s["punctuate"].rate(),
+            "poll-rate": s["poll"].rate(),
+            "records-lag-max": float(self._records_lag_max),
+        }
