@@ -5,6 +5,8 @@ Workloads:
 * ``passthrough``: source -> two Python processors forwarding -> sink, bytes serdes;
 * ``msgpack``: the same with msgpack keys and values (deserialize and serialize every record);
 * ``count``: count per key in an in-memory key-value store (logging to the changelog), msgpack.
+* ``count-leveldb``: count per key in a persistent (LevelDB) store with caching, INT64 keys with a
+  Zipf(1.0) distribution, no sink (see ``bench/store.py``).
 
 Records are fed in batches of 1000 (as a consumer poll would deliver them), the collector's
 output is drained per batch, and every 100,000 records the task commits (stores flush). The
@@ -104,12 +106,15 @@ def raw_records(workload: str, n: int, keys: int) -> list[tuple]:
         key_bytes = [msgpack.packb(f"key-{i}") for i in range(keys)]
         packed = msgpack.packb({"id": 1, "name": "x" * 80, "amount": 12.5})
         return [(key_bytes[k], packed, i, i, None) for i, k in enumerate(ids)]
-    if workload in ("count", "count-leveldb"):
+    if workload == "count":
         from kstreams import serdes
 
-        ser = serdes.MSGPACK.serialize if workload == "count" else serdes.INT64.serialize
-        key_bytes = [ser(i) for i in range(keys)]
+        key_bytes = [serdes.MSGPACK.serialize(i) for i in range(keys)]
         return [(key_bytes[k], value, i, i, None) for i, k in enumerate(ids)]
+    if workload == "count-leveldb":
+        from bench.store import count_leveldb_records
+
+        return count_leveldb_records(n, keys)
     raise ValueError(f"unknown workload {workload!r}")
 
 

@@ -12,6 +12,7 @@ cdef class _Entry:
     cdef long long ts
     cdef bint typed
     cdef bint dirty
+    cdef int pins
     cdef bint ref
     cdef Py_ssize_t size
 
@@ -40,9 +41,15 @@ cdef class KVStoreCore:
     cdef readonly Py_ssize_t dirty_bytes
     cdef readonly long long early_commit_requests
     cdef bint _open
+    cdef Py_ssize_t _evict_at
     cdef dict _cache
     cdef list _dirty
     cdef list _pending
+    cdef list _pending_entries
+    cdef list _applying
+    cdef list _applying_entries
+    cdef object _apply_handle
+    cdef object _write_async
     cdef list _sorted_dirty
     cdef dict _dirty_by_kb
     cdef object _key_ser
@@ -67,5 +74,6 @@ cdef class KVStoreCore:
     cdef void _mark_dirty(self, _Entry e) except *
     cdef long long _record_ts(self) except? -2
     cdef void _evict(self) except *
+    cdef bint _finish_apply(self) except -1
     cdef void _send(self, object topic, object kb, object cv, long long ts, int partition) except *
     cdef list _overlay(self, object from_kb, object to_kb, bint reverse)

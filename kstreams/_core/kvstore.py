@@ -25,6 +25,13 @@ Commit, in two phases (DESIGN §5):
    through the task's record collector and keeps them *pending*;
 2. :meth:`KVStoreCore.commit` applies the pending entries to the bytes store in one batch
    together with the changelog offset they reach.
+
+A bytes store may also offer ``write_batch_async(pairs, changelog_offset) -> handle`` (with
+``done()`` and ``result()``): it returns once the batch is built and writes it on another thread
+(LevelDB releases the GIL while it writes). Until the write completes, the entries it carries
+stay *pinned* in memory (reads and scans are served from them, eviction skips them); the next
+commit, a restore, a wipe or ``close`` waits for it first. Crash consistency is unchanged: the
+batch and its offset are applied atomically, or not at all.
 """
 
 from __future__ import annotations
@@ -33,8 +40,13 @@ import struct
 from bisect import bisect_left, bisect_right, insort
 
 import cython
-from cython.cimports.kstreams._core.collector import RecordCollector
-from cython.cimports.kstreams._core.nodes import ProcessorContextImpl
+
+if cython.compiled:
+    from cython.cimports.kstreams._core.collector import RecordCollector
+    from cython.cimports.kstreams._core.nodes import ProcessorContextImpl
+else:  # the same names, imported as plain Python modules
+    from kstreams._core.collector import RecordCollector
+    from kstreams._core.nodes import ProcessorContextImpl
 
 from kstreams.errors import SerializationError, StateStoreError
 
@@ -111,13 +123,19 @@ class ValueAndTimestamp:
         return f"<{self.value},{self.timestamp}>"
 
 
+@cython.no_gc
+@cython.cclass
 class _Entry:
     """One buffered key: its serialized key, the value (object or bytes) and its state.
 
-    ``typed``: ``value`` holds the value object (``None`` = absent/deleted) and ``vb`` caches
-    its serialized form or is ``None``; otherwise ``vb`` holds the serialized value.
-    ``dirty``: written since the last ``prepare_commit``. ``ref``: read or written since the
-    last eviction pass (second chance).
+    ``typed``: ``value`` holds the value object (``None`` = absent/deleted), ``vb`` is ``None``;
+    otherwise ``vb`` holds the serialized value. ``dirty``: written since the last
+    ``prepare_commit``. ``pins``: how many batches holding it are prepared or still being
+    written (the bytes store may not have it yet, so it must stay in memory). ``ref``: read or
+    written since the last eviction pass (second chance).
+
+    Not tracked by the cyclic GC (``no_gc``): an entry holds only bytes, immutable scalars and
+    ``None``, so it is never part of a cycle, and a large cache does not slow collections.
     """
 
     def __init__(self) -> None:
@@ -127,6 +145,7 @@ class _Entry:
         self.ts = 0
         self.typed = True
         self.dirty = False
+        self.pins = 0
         self.ref = True
         self.size = 0
 
@@ -284,6 +303,11 @@ class KVStoreCore:
         self._cache = {}
         self._dirty = []
         self._pending = []
+        self._pending_entries = []
+        self._applying = []
+        self._applying_entries = []
+        self._apply_handle = None
+        self._write_async = None
         self._sorted_dirty = None
         self._dirty_by_kb = None
         self._key_ser = None
@@ -298,6 +322,7 @@ class KVStoreCore:
         self._ctx = None
         self._ctx_obj = None
         self._last_offset = None
+        self._evict_at = 0
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -315,6 +340,7 @@ class KVStoreCore:
         self.changelog_topic = changelog_topic
         self.changelog_partition = partition
         self.cache_max_bytes = max(0, cache_max_bytes)
+        self._evict_at = self.cache_max_bytes
         self.caching_enabled = caching_enabled
         self._checked_vtype = None
         self._bind_inner()
@@ -323,18 +349,24 @@ class KVStoreCore:
         """(Re)bind the bytes store's ``get`` after it was opened or wiped."""
         self._inner_get = self.inner.get
         self._plan_evictions = getattr(self.inner, "plan_evictions", None)
+        self._write_async = getattr(self.inner, "write_batch_async", None)
         self._last_offset = self.inner.committed_offset()
         self._open = True
 
     def _close_core(self) -> None:
         """Forget everything buffered and refuse further use (uncommitted writes are lost)."""
-        self._drop_all()
-        self._open = False
+        try:
+            self._finish_apply()
+        finally:
+            self._drop_all()
+            self._open = False
 
     def _drop_all(self) -> None:
+        """Forget the cache and every uncommitted write (call :meth:`wait_applied` first)."""
         self._cache = {}
         self._dirty = []
         self._pending = []
+        self._pending_entries = []
         self._sorted_dirty = None
         self._dirty_by_kb = None
         self.cache_bytes = 0
@@ -417,7 +449,6 @@ class KVStoreCore:
         elif (self.timestamped and _immutable(cython.cast(ValueAndTimestamp, value).value)) or \
                 (not self.timestamped and _immutable(value)):
             e.value = value
-            e.vb = vb
             e.size = _ENTRY_OVERHEAD + len(kb) + len(vb)
         else:
             e.typed = False
@@ -425,7 +456,7 @@ class KVStoreCore:
             e.size = _ENTRY_OVERHEAD + len(kb) + len(vb)
         self._cache[ck] = e
         self.cache_bytes += e.size
-        if self.cache_bytes > self.cache_max_bytes:
+        if self.cache_bytes > self._evict_at:
             self._evict()
         return value
 
@@ -500,7 +531,8 @@ class KVStoreCore:
         self._dirty.append(e)
         self.dirty_bytes += e.size
         if self._sorted_dirty is not None:
-            insort(self._sorted_dirty, e.kb)
+            if e.kb not in self._dirty_by_kb:
+                insort(self._sorted_dirty, e.kb)
             self._dirty_by_kb[e.kb] = e
         if self.dirty_bytes > self.cache_max_bytes:
             if self._ctx is not None:
@@ -514,11 +546,26 @@ class KVStoreCore:
 
     def put(self, key: object, value: object) -> None:
         """Set ``key`` to ``value``; ``None`` deletes the key."""
-        e: _Entry = self._entry_for_write(key)
+        e: _Entry
+        t = type(key)
+        if (t is int or t is str) and type(value) is self._checked_vtype and not self.timestamped:
+            # the hot path: a buffered key gets another value of a type already checked
+            obj = self._cache.get(key)
+            if obj is not None:
+                e = cython.cast(_Entry, obj)
+                if e.typed and e.value is not None:
+                    e.value = value
+                    e.vb = None
+                    e.ts = self._record_ts()
+                    e.ref = True
+                    if not e.dirty:
+                        self._mark_dirty(e)
+                    return
+        e = self._entry_for_write(key)
         try:
             self._set_value(e, value)
         except BaseException:
-            if not e.dirty and e.typed and e.value is None and e.vb is None:
+            if not e.dirty and e.pins == 0 and e.typed and e.value is None and e.vb is None:
                 self._forget(key, e)
             raise
         e.ts = self._record_ts()
@@ -571,8 +618,6 @@ class KVStoreCore:
             if e.typed:
                 if e.value is None:
                     vb = None
-                elif e.vb is not None:
-                    vb = e.vb
                 else:
                     try:
                         vb = self._encode(e.value)
@@ -580,7 +625,6 @@ class KVStoreCore:
                         raise SerializationError(
                             f"Failed to serialize the value of key {self._key_de(e.kb)!r} for store "
                             f"{self.name!r}: {exc!r}") from exc
-                    e.vb = vb
             else:
                 vb = e.vb
             pairs.append((e.kb, vb))
@@ -590,6 +634,7 @@ class KVStoreCore:
         for i in range(n):
             e = cython.cast(_Entry, dirty[i])
             e.dirty = False
+            e.pins += 1
             if topic is None:
                 continue
             vb = pairs[i][1]
@@ -614,8 +659,10 @@ class KVStoreCore:
         self._dirty_by_kb = None
         if self._pending:
             self._pending.extend(pairs)
+            self._pending_entries.extend(dirty)
         else:
             self._pending = pairs
+            self._pending_entries = dirty
         return n
 
     def _send(self, topic: object, kb: object, cv: object, ts: cython.longlong, partition: cython.int) -> None:
@@ -630,18 +677,68 @@ class KVStoreCore:
         """Phase 2: apply the pending entries to the bytes store in one batch with
         ``changelog_offset`` (the changelog's end offset after them; ``None``: unknown, the stored
         offset is kept). Returns the number of entries applied."""
+        e: _Entry
+        self._finish_apply()
         pending = self._pending
+        entries = self._pending_entries
         n: cython.Py_ssize_t = len(pending)
+        self._pending = []
+        self._pending_entries = []
+        self._sorted_dirty = None
+        self._dirty_by_kb = None
         if n > 0 or (changelog_offset is not None and changelog_offset != self._last_offset):
-            self.inner.write_batch(pending, changelog_offset)
+            try:
+                if self._write_async is not None and n > 0:
+                    self._apply_handle = self._write_async(pending, changelog_offset)
+                    self._applying = pending
+                    self._applying_entries = entries
+                    entries = []
+                else:
+                    self.inner.write_batch(pending, changelog_offset)
+            except BaseException:
+                for e in entries:
+                    e.pins -= 1
+                raise
             if changelog_offset is not None:
                 self._last_offset = changelog_offset
-        self._pending = []
+        for e in entries:
+            e.pins -= 1
+        self._trim()
+        return n
+
+    def _trim(self) -> None:
+        """Bring the cache back within its bound (only dirty and pinned entries without caching)."""
         if not self.caching_enabled:
             self._drop_clean()
         elif self.cache_bytes > self.cache_max_bytes:
             self._evict()
-        return n
+
+    def wait_applied(self) -> None:
+        """Wait until the last committed batch is in the bytes store (a no-op when written
+        synchronously), then trim the cache."""
+        if self._finish_apply():
+            self._trim()
+
+    def _finish_apply(self) -> cython.bint:
+        """Wait for the background write, if any, and unpin its entries; True if there was one."""
+        e: _Entry
+        handle = self._apply_handle
+        if handle is None:
+            return False
+        entries = self._applying_entries
+        self._apply_handle = None
+        self._applying = []
+        self._applying_entries = []
+        self._sorted_dirty = None
+        self._dirty_by_kb = None
+        for e in entries:
+            e.pins -= 1
+        try:
+            handle.result()
+        except Exception as exc:
+            raise StateStoreError(f"store {self.name!r}: writing a committed batch failed (the store is restored "
+                                  f"from its changelog on restart): {exc!r}") from exc
+        return True
 
     def flush(self) -> None:
         """Prepare and commit with no changelog offset (for callers that have none)."""
@@ -651,6 +748,7 @@ class KVStoreCore:
     def discard_uncommitted(self) -> None:
         """Forget every write not committed yet (after an aborted transaction): reads go back to
         what the bytes store holds, i.e. the last commit."""
+        self._finish_apply()
         self._drop_all()
 
     @property
@@ -669,8 +767,9 @@ class KVStoreCore:
         return len(self._cache)
 
     def _drop_clean(self) -> None:
+        """Keep only the entries that must stay in memory (dirty or pinned)."""
         e: _Entry
-        if not self._dirty:
+        if not self._dirty and not self._applying_entries and not self._pending_entries:
             self._cache = {}
             self.cache_bytes = 0
             return
@@ -678,41 +777,54 @@ class KVStoreCore:
         size: cython.Py_ssize_t = 0
         for ck, obj in self._cache.items():
             e = cython.cast(_Entry, obj)
-            if e.dirty:
+            if e.dirty or e.pins > 0:
                 kept[ck] = e
                 size += e.size
         self._cache = kept
         self.cache_bytes = size
 
     def _evict(self) -> None:
-        """Drop clean entries not used since the last pass until the cache is at 3/4 of its bound."""
+        """Second-chance (CLOCK) eviction down to 15/16 of the bound.
+
+        The dict's insertion order is the clock: the hand starts at the oldest entry; an entry
+        used since the hand last passed (``ref``) or dirty gets a second chance and moves to the
+        end; an unused clean entry is dropped. Entries the hand passed are not visited again until
+        every other entry was, so a pass costs O(entries freed + entries spared)."""
         e: _Entry
-        if self._pending:
-            return
-        target: cython.Py_ssize_t = self.cache_max_bytes - self.cache_max_bytes // 4
+        if self._apply_handle is not None and self._apply_handle.done():
+            self._finish_apply()
+        target: cython.Py_ssize_t = self.cache_max_bytes - self.cache_max_bytes // 16
         if self.dirty_bytes >= target:
             return
-        for _round in range(2):
+        cache = self._cache
+        limit: cython.Py_ssize_t = 2 * len(cache)
+        seen: cython.Py_ssize_t = 0
+        while self.cache_bytes > target and seen < limit:
             victims = []
+            spared = []
             freed: cython.Py_ssize_t = 0
             excess: cython.Py_ssize_t = self.cache_bytes - target
-            for ck, obj in self._cache.items():
+            for ck, obj in cache.items():
+                seen += 1
                 e = cython.cast(_Entry, obj)
-                if e.dirty:
-                    continue
-                if e.ref:
+                if e.dirty or e.pins > 0 or e.ref:
                     e.ref = False
-                    continue
-                victims.append(ck)
-                freed += e.size
-                if freed >= excess:
+                    spared.append(ck)
+                else:
+                    victims.append(ck)
+                    freed += e.size
+                    if freed >= excess:
+                        break
+                if seen >= limit:
                     break
-            cache = self._cache
             for ck in victims:
                 e = cython.cast(_Entry, cache.pop(ck))
                 self.cache_bytes -= e.size
-            if self.cache_bytes <= target:
-                return
+            for ck in spared:
+                cache[ck] = cache.pop(ck)
+        # entries that must stay (dirty, pinned) can keep the cache above its bound: try again
+        # only once it grew by another 1/16 (or at the next commit)
+        self._evict_at = max(self.cache_max_bytes, self.cache_bytes + self.cache_max_bytes // 16)
 
     # -- restore ------------------------------------------------------------------------------------
 
@@ -722,6 +834,7 @@ class KVStoreCore:
         record timestamp. Returns the number of records applied."""
         if self._dirty or self._pending:
             raise StateStoreError(f"cannot restore store {self.name!r}: it has uncommitted writes")
+        self._finish_apply()
         if not self._open:
             raise StateStoreError(f"Store {self.name} is currently closed.")
         pairs = []
@@ -745,26 +858,26 @@ class KVStoreCore:
 
     def _overlay(self, from_kb: object, to_kb: object, reverse: cython.bint) -> list:
         """Buffered entries with ``from_kb <= key <= to_kb`` in scan order, as ``(kb, entry)``
-        (dirty) or ``(kb, value_bytes_or_None)`` (prepared, not committed)."""
+        (dirty) or ``(kb, value_bytes_or_None)`` (prepared, or committed by a batch still being
+        written)."""
         e: _Entry
-        if not self._dirty and not self._pending:
+        if self._apply_handle is not None and self._apply_handle.done():
+            self._finish_apply()
+        if not self._dirty and not self._pending and not self._applying:
             return []
-        if self._pending:
+        if self._sorted_dirty is None:
+            # built once, then kept up to date by _mark_dirty until the next commit phase
             by_kb = {}
+            for pair in self._applying:
+                by_kb[pair[0]] = pair[1]
             for pair in self._pending:
                 by_kb[pair[0]] = pair[1]
             for e in self._dirty:
                 by_kb[e.kb] = e
-            kbs = sorted(by_kb)
-        else:
-            if self._sorted_dirty is None:
-                by = {}
-                for e in self._dirty:
-                    by[e.kb] = e
-                self._dirty_by_kb = by
-                self._sorted_dirty = sorted(by)
-            kbs = self._sorted_dirty
-            by_kb = self._dirty_by_kb
+            self._dirty_by_kb = by_kb
+            self._sorted_dirty = sorted(by_kb)
+        kbs = self._sorted_dirty
+        by_kb = self._dirty_by_kb
         lo: cython.Py_ssize_t = 0 if from_kb is None else bisect_left(kbs, from_kb)
         hi: cython.Py_ssize_t = len(kbs) if to_kb is None else bisect_right(kbs, to_kb)
         out = [(kb, by_kb[kb]) for kb in kbs[lo:hi]]

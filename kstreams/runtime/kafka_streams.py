@@ -130,6 +130,7 @@ class KafkaStreams:
         try:
             admin = AdminClient(admin_config(self.config, f"{self.application_id}-admin"))
             self._metadata = prepare_topics(self.topology, self.config, admin)
+            del admin
         except BaseException:
             self._state_dir.unlock()
             raise

@@ -196,6 +196,7 @@ class StreamThread(threading.Thread):
         if self.restore_consumer is not None:
             self.restore_consumer.close()
             self.restore_consumer = None
+        self.admin = None
 
     # -- callbacks ----------------------------------------------------------------------------------
 
@@ -392,15 +393,16 @@ class StreamThread(threading.Thread):
             raise StreamsError("; ".join(self._production_errors[:3]))
         busy = self._restoring or any(e.running and e.task.has_buffered() for e in self.tasks.values())
         t0 = time.perf_counter()
-        if self.eos and not self._txn_open and self.tasks:
-            self.producer.begin_transaction()
-            self._txn_open = True
         msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
         self.sensors["poll"].record(1, time.perf_counter() - t0)
         if msgs:
             self._buffer(msgs)
         if self._restoring:
             self._restore_step()
+        if self.eos and not self._txn_open and self.tasks:
+            # after consume(): its rebalance callbacks may have created the tasks and committed
+            self.producer.begin_transaction()
+            self._txn_open = True
         now = _now_ms()
         processed = 0
         t1 = time.perf_counter()

@@ -104,6 +104,7 @@ class KeyValueStore(KVStoreCore):
 
     def wipe(self) -> None:
         """Delete all local data and the stored offset (before a full restore)."""
+        self.wait_applied()
         self._drop_all()
         self.inner.wipe()
         self._bind_inner()

@@ -8,11 +8,16 @@ Layout of the database, at ``<state.dir>/<application.id>/<task_id>/<store>``:
   offset the applied data reaches, i.e. where a restore resumes) and ``b"\\x00format"``
   (``kv1`` or ``tskv1``, the value format).
 
-Every change arrives through :meth:`LevelDBKeyValueBytesStore.write_batch`: one atomic
-WriteBatch with the changelog offset it reaches (DESIGN §5). ``sync=False``: the changelog, not
-the disk, is the source of truth. A directory that cannot be opened because it is corrupted (or
-holds the other value format) is wiped, with a warning naming task and store; the store then has
-no offset and is restored from the changelog in full.
+Every change arrives through :meth:`LevelDBKeyValueBytesStore.write_batch` (or
+``write_batch_async``): one atomic WriteBatch with the changelog offset it reaches (DESIGN §5).
+``sync=False``: the changelog, not the disk, is the source of truth. ``write_batch_async`` builds
+the batch in the caller's thread and writes it on a shared writer thread (LevelDB releases the
+GIL while it writes, so the record loop goes on meanwhile); the typed store keeps the entries of
+a batch in flight in memory until it is written, and waits for it before the next one.
+
+A directory that cannot be opened because it is corrupted (or holds the other value format) is
+wiped, with a warning naming task and store; the store then has no offset and is restored from
+the changelog in full.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from __future__ import annotations
 import logging
 import shutil
 import struct
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,20 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 random gets 2-3x faster; few open files per store, as there is one database per store per task)."""
 
 
+_writer: ThreadPoolExecutor | None = None
+_writer_lock = threading.Lock()
+
+
+def _writer_pool() -> ThreadPoolExecutor:
+    """The process-wide thread that writes batches in the background (created on first use)."""
+    global _writer
+    if _writer is None:
+        with _writer_lock:
+            if _writer is None:
+                _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kstreams-leveldb-writer")
+    return _writer
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "lock " in text and ("already held" in text or "Resource temporarily unavailable" in text
@@ -59,12 +80,14 @@ class LevelDBKeyValueBytesStore:
     """A sorted bytes store in LevelDB (see the module docstring for the layout).
 
     ``value_format`` (``"plain"`` or ``"timestamped"``) is recorded in the database so a
-    directory written by the other kind of store is not misread.
+    directory written by the other kind of store is not misread. ``async_apply`` offers
+    ``write_batch_async`` (the typed store then writes committed batches in the background).
     """
 
     persistent = True
 
-    def __init__(self, name: str, value_format: str = "plain", options: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str, value_format: str = "plain", options: dict[str, Any] | None = None,
+                 async_apply: bool = True) -> None:
         if value_format not in FORMATS:
             raise ValueError(f"value_format must be one of {sorted(FORMATS)}, got {value_format!r}")
         self.name = name
@@ -77,6 +100,9 @@ class LevelDBKeyValueBytesStore:
         self._db: Any = None
         self._data: Any = None
         self._count: int | None = None
+        self._inflight: Future[None] | None = None
+        if not async_apply:
+            self.write_batch_async = None  # type: ignore[assignment]
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -132,6 +158,7 @@ class LevelDBKeyValueBytesStore:
 
     def wipe(self) -> None:
         """Delete every entry and the stored offset (the directory is recreated empty)."""
+        self.wait_written()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -141,6 +168,12 @@ class LevelDBKeyValueBytesStore:
 
     def close(self) -> None:
         """Close the database (uncommitted writes live above this layer and are not flushed)."""
+        try:
+            self.wait_written()
+        finally:
+            self._close_db()
+
+    def _close_db(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -160,6 +193,30 @@ class LevelDBKeyValueBytesStore:
 
     def write_batch(self, pairs: list[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
         """Apply ``pairs`` (``None`` deletes) and the changelog offset they reach in one WriteBatch."""
+        self.wait_written()
+        self._build(pairs, changelog_offset).write()
+
+    def write_batch_async(self, pairs: list[tuple[bytes, bytes | None]],
+                          changelog_offset: int | None = None) -> Future[None]:
+        """As :meth:`write_batch`, but the batch is written on the writer thread; returns its future.
+
+        Until it completes, reads of its keys may see their previous values: the caller keeps
+        them in memory (the typed store pins them).
+        """
+        self.wait_written()
+        batch = self._build(pairs, changelog_offset)
+        future = _writer_pool().submit(batch.write)
+        self._inflight = future
+        return future
+
+    def wait_written(self) -> None:
+        """Wait for the batch being written in the background, if any (its error is raised)."""
+        future = self._inflight
+        if future is not None:
+            self._inflight = None
+            future.result()
+
+    def _build(self, pairs: list[tuple[bytes, bytes | None]], changelog_offset: int | None) -> Any:
         db = self._db
         if db is None:
             raise StateStoreError(f"Store {self.name} is currently closed.")
@@ -174,14 +231,15 @@ class LevelDBKeyValueBytesStore:
                 put(prefix + kb, vb)
         if changelog_offset is not None:
             put(OFFSET_KEY, _OFFSET.pack(changelog_offset))
-        wb.write()
         if pairs:
             self._count = None
+        return wb
 
     def committed_offset(self) -> int | None:
         """The changelog offset the stored data reaches (where a restore resumes), or ``None``."""
         if self._db is None:
             raise StateStoreError(f"Store {self.name} is currently closed.")
+        self.wait_written()
         raw = self._db.get(OFFSET_KEY)
         return None if raw is None else _OFFSET.unpack(raw)[0]
 
@@ -198,6 +256,7 @@ class LevelDBKeyValueBytesStore:
         if self._count is None:
             if self._data is None:
                 raise StateStoreError(f"Store {self.name} is currently closed.")
+            self.wait_written()
             n = 0
             with self._data.iterator(include_value=False) as it:
                 for _ in it:

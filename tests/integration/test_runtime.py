@@ -1,0 +1,262 @@
+"""KafkaStreams on a real Apache Kafka broker: topologies, guarantees, restarts, kill -9, scale-out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from apps import (
+    consume_all,
+    count_topology,
+    counts_by_key,
+    expected_counts,
+    produce,
+    repartition_topology,
+    stateless_topology,
+)
+
+from kstreams import KafkaStreams, State
+from kstreams.runtime.topics import MissingSourceTopicError
+
+APPS = Path(__file__).with_name("apps.py")
+
+
+def config(kafka, app_id: str, state_dir: Path, guarantee: str = "at_least_once", **extra):
+    conf = {"application.id": app_id, "bootstrap.servers": kafka.bootstrap, "state.dir": str(state_dir),
+            "processing.guarantee": guarantee, "commit.interval.ms": 200}
+    conf.update(extra)
+    return conf
+
+
+def pairs(n: int, keys: int, prefix: str = "v", start: int = 0) -> list[tuple[str, str]]:
+    return [(f"k{(i * 7) % keys}", f"{prefix}{i}") for i in range(start, start + n)]
+
+
+def run_until(app: KafkaStreams, check, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.state is State.ERROR:
+            raise AssertionError(f"application failed: {app.fatal_error!r}")
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def assert_exact_counts(updates: dict[str, list[int]], expected: Counter) -> None:
+    assert set(updates) == set(expected)
+    for key, n in expected.items():
+        seq = updates[key]
+        bad = next((i for i, (a, b) in enumerate(zip(seq, range(1, n + 1), strict=False)) if a != b),
+                   min(len(seq), n))
+        assert seq == list(range(1, n + 1)), \
+            f"key {key}: {len(seq)} updates, expected 1..{n}; first difference at {bad}: {seq[max(0, bad - 3):bad + 5]}"
+
+
+def test_stateless_topology(kafka, tmp_path):
+    src, out = kafka.create_topic(kafka.unique_name("in"), 2), kafka.create_topic(kafka.unique_name("out"), 2)
+    data = [(f"k{i % 13}", f"drop{i}" if i % 4 == 0 else f"v{i}") for i in range(2000)]
+    produce(kafka.bootstrap, src, data)
+    with KafkaStreams(stateless_topology(src, out), config(kafka, kafka.unique_name("app"), tmp_path)) as app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, 1500, quiet=1.0)
+    assert Counter(v.decode() for _, v, _ in got) == Counter(v.upper() for _, v in data if not v.startswith("drop"))
+    assert app.state is State.NOT_RUNNING
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
+def test_count_clean_run(kafka, tmp_path, guarantee):
+    src, out = kafka.create_topic(kafka.unique_name("in"), 3), kafka.create_topic(kafka.unique_name("out"), 3)
+    data = pairs(3000, 50)
+    produce(kafka.bootstrap, src, data)
+    with KafkaStreams(count_topology(src, out), config(kafka, kafka.unique_name("app"), tmp_path, guarantee)) as app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, len(data), quiet=1.0)
+        metrics = app.metrics()
+    assert_exact_counts(counts_by_key(got), expected_counts(data))
+    # output partitioned by murmur2 of the key, as Java's producer would
+    from kstreams._core import murmur2_partition
+    assert all(p == murmur2_partition(k, 3) for k, _, p in got)
+    thread = next(v for k, v in metrics.items() if "/" not in k)
+    assert thread["process-total"] == len(data) and thread["commit-total"] >= 1
+
+
+def test_repartition_through_intermediate_topic(kafka, tmp_path):
+    src = kafka.create_topic(kafka.unique_name("in"), 2)
+    mid = kafka.create_topic(kafka.unique_name("mid"), 3)
+    out = kafka.create_topic(kafka.unique_name("out"), 3)
+    data = [(f"user{i}", f"word{i % 17}") for i in range(1700)]
+    produce(kafka.bootstrap, src, data)
+    app_conf = config(kafka, kafka.unique_name("app"), tmp_path, "exactly_once_v2")
+    with KafkaStreams(repartition_topology(src, mid, out), app_conf) as app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, len(data), quiet=1.0)
+    assert_exact_counts(counts_by_key(got), Counter(v for _, v in data))
+
+
+class RecordingListener:
+    def __init__(self):
+        self.starts, self.ends = [], []
+
+    def on_restore_start(self, tp, store, start, end):
+        self.starts.append((tp, store, start, end))
+
+    def on_batch_restored(self, tp, store, batch_end, n):
+        pass
+
+    def on_restore_end(self, tp, store, total):
+        self.ends.append((tp, store, total))
+
+
+def test_restart_restores_only_the_tail_and_an_empty_state_dir_restores_fully(kafka, tmp_path):
+    src, out = kafka.create_topic(kafka.unique_name("in"), 2), kafka.create_topic(kafka.unique_name("out"), 2)
+    app_id = kafka.unique_name("app")
+    first, second, third = pairs(1000, 20), pairs(500, 20, start=1000), pairs(300, 20, start=1500)
+    produce(kafka.bootstrap, src, first)
+    with KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path / "a")) as app:
+        app.start()
+        consume_all(kafka.bootstrap, out, 1000, quiet=0.5)
+
+    produce(kafka.bootstrap, src, second)
+    listener = RecordingListener()
+    app = KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path / "a"))
+    app.set_global_state_restore_listener(listener)
+    with app:
+        app.start()
+        consume_all(kafka.bootstrap, out, 1500, quiet=0.5)
+    assert listener.starts == []  # clean close: LevelDB already holds everything the changelog has
+
+    produce(kafka.bootstrap, src, third)
+    listener = RecordingListener()
+    app = KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path / "empty"))
+    app.set_global_state_restore_listener(listener)
+    with app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, 1800, quiet=1.0)
+    assert {s[2] for s in listener.starts} == {0}  # full restore from the changelog start
+    assert sum(e[2] for e in listener.ends) > 0
+    final = {k: v[-1] for k, v in counts_by_key(got).items()}
+    assert final == dict(expected_counts(first + second + third))
+
+
+def test_missing_source_topic_fails_clearly(kafka, tmp_path):
+    app = KafkaStreams(count_topology("no-such-topic", "out"), config(kafka, kafka.unique_name("app"), tmp_path))
+    with pytest.raises(MissingSourceTopicError, match="no-such-topic"):
+        app.start()
+
+
+def start_app(kafka, app_id, src, out, state_dir, guarantee):
+    proc = subprocess.Popen([sys.executable, str(APPS), "count", kafka.bootstrap, app_id, src, out, str(state_dir),
+                             guarantee], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    return proc
+
+
+def stop_app(proc, sig=signal.SIGTERM) -> str:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+    return out
+
+
+def committed_total(kafka, app_id: str, topic: str, partitions: int) -> int:
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": app_id})
+    try:
+        for _ in range(50):
+            try:
+                tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+                return sum(max(tp.offset, 0) for tp in tps)
+            except KafkaException as exc:  # e.g. NOT_COORDINATOR while the group coordinator moves
+                if not exc.args[0].retriable():
+                    raise
+                time.sleep(0.2)
+        raise AssertionError("committed offsets unavailable")
+    finally:
+        c.close()
+
+
+def wait_for_output(kafka, topic, n, timeout=60.0, read_committed=False):
+    got = consume_all(kafka.bootstrap, topic, n, timeout=timeout, read_committed=read_committed)
+    assert len(got) >= n, f"only {len(got)} of {n} outputs"
+
+
+def produce_slowly(bootstrap: str, topic: str, data: list[tuple[str, str]], per_second: int) -> threading.Thread:
+    """Produce ``data`` in the background at about ``per_second`` records per second."""
+
+    def run() -> None:
+        step = max(1, per_second // 20)
+        for i in range(0, len(data), step):
+            produce(bootstrap, topic, data[i:i + step], start_ts=1_000 + i)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once_v2", "at_least_once"])
+def test_sigkill_mid_stream_then_restart(kafka, tmp_path, guarantee):
+    src, out = kafka.create_topic(kafka.unique_name("in"), 2), kafka.create_topic(kafka.unique_name("out"), 2)
+    app_id = kafka.unique_name("app")
+    data = pairs(30_000, 100)
+    proc = start_app(kafka, app_id, src, out, tmp_path, guarantee)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        producer = produce_slowly(kafka.bootstrap, src, data, per_second=10_000)
+        deadline = time.monotonic() + 60
+        while committed_total(kafka, app_id, src, 2) < 5_000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop_app(proc, signal.SIGKILL)
+    done_before_kill = committed_total(kafka, app_id, src, 2)
+    assert 0 < done_before_kill < len(data), done_before_kill
+    proc = start_app(kafka, app_id, src, out, tmp_path, guarantee)
+    try:
+        producer.join(60)
+        got = consume_all(kafka.bootstrap, out, len(data), timeout=120, quiet=2.0)
+    finally:
+        log = stop_app(proc)
+    updates = counts_by_key(got)
+    expected = expected_counts(data)
+    if guarantee == "exactly_once_v2":
+        assert_exact_counts(updates, expected)
+    else:  # at least once: nothing lost (duplicates allowed)
+        assert set(updates) == set(expected)
+        assert all(max(updates[k]) >= n and set(range(1, n + 1)) <= set(updates[k]) for k, n in expected.items())
+    starts = [line.split() for line in log.splitlines() if line.startswith("restore-start")]
+    # the restarted instance replays only the tail of each changelog, never from offset 0
+    assert all(int(s[3]) > 0 for s in starts), starts
+
+
+def test_scale_out_failover_moves_tasks_with_state(kafka, tmp_path):
+    src, out = kafka.create_topic(kafka.unique_name("in"), 4), kafka.create_topic(kafka.unique_name("out"), 4)
+    app_id = kafka.unique_name("app")
+    first, second = pairs(8_000, 64), pairs(8_000, 64, start=8_000)
+    a = start_app(kafka, app_id, src, out, tmp_path / "a", "exactly_once_v2")
+    b = start_app(kafka, app_id, src, out, tmp_path / "b", "exactly_once_v2")
+    try:
+        assert a.stdout.readline().strip() == "started" and b.stdout.readline().strip() == "started"
+        time.sleep(3)  # both instances joined: the tasks are shared
+        produce(kafka.bootstrap, src, first)
+        wait_for_output(kafka, out, len(first), read_committed=True)
+        stop_app(a, signal.SIGKILL)
+        produce(kafka.bootstrap, src, second)
+        got = consume_all(kafka.bootstrap, out, len(first) + len(second), timeout=120, quiet=2.0)
+    finally:
+        stop_app(a, signal.SIGKILL)
+        stop_app(b)
+    assert_exact_counts(counts_by_key(got), expected_counts(first + second))
+    assert any(os.listdir(tmp_path / "a" / app_id)), "instance a never had tasks"

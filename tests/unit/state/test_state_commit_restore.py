@@ -1,0 +1,430 @@
+"""The two-phase commit, the changelog, the write buffer's bound and restoring from the changelog."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from state_helpers import Harness, make_builder
+
+from kstreams import serdes
+from kstreams.state import StoreRestorer, restore_store
+from kstreams.state.leveldb import OFFSET_KEY
+
+
+class RecordingListener:
+    """A StateRestoreListener that records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_restore_start(self, tp: tuple[str, int], store: str, start: int, end: int) -> None:
+        self.calls.append(("start", tp, store, start, end))
+
+    def on_batch_restored(self, tp: tuple[str, int], store: str, batch_end: int, n: int) -> None:
+        self.calls.append(("batch", tp, store, batch_end, n))
+
+    def on_restore_end(self, tp: tuple[str, int], store: str, total: int) -> None:
+        self.calls.append(("end", tp, store, total))
+
+
+def leveldb(tmp_path: Path, caching: bool = False, **kwargs: Any) -> Harness:
+    return Harness(make_builder("leveldb-cached" if caching else "leveldb", **kwargs), tmp_path)
+
+
+def contents(store: Any) -> list[tuple[Any, Any]]:
+    with store.all() as it:
+        return list(it)
+
+
+# -- commit and changelog ----------------------------------------------------------------------------
+
+def test_changelog_gets_one_record_per_dirty_key_with_its_last_timestamp(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    h.ctx.record_timestamp = 5
+    h.store.put("a", 1)
+    h.ctx.record_timestamp = 9
+    h.store.put("a", 2)  # deduplicated: one record, the last value and timestamp
+    h.store.put("b", 1)
+    h.store.delete("b")  # a tombstone
+    h.store.delete("never")  # deleting an absent key still logs a tombstone
+    assert h.commit() == 3
+    assert h.changelog.records == [(serdes.STRING.serialize("a"), serdes.MSGPACK.serialize(2), 9),
+                                   (b"b", None, 9), (b"never", None, 9)]
+    assert h.store.committed_offset() == 3
+    assert h.commit() == 0  # nothing dirty: nothing logged, offset unchanged
+    assert h.store.committed_offset() == 3
+
+
+def test_two_phases_reads_see_pending_and_store_applies_at_commit(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    s = h.store
+    s.put("a", 1)
+    assert s.inner.get(b"a") is None  # buffered, not in LevelDB
+    assert s.prepare_commit() == 1
+    assert s.dirty_count == 0 and s.pending_count == 1
+    assert s.inner.get(b"a") is None  # sent to the changelog, not applied yet
+    assert s.get("a") == 1 and contents(s) == [("a", 1)]  # reads still see it
+    assert s.commit(1) == 1
+    s.wait_applied()  # the batch may be written in the background
+    assert s.inner.get(b"a") == serdes.MSGPACK.serialize(1)
+    assert s.committed_offset() == 1 and s.pending_count == 0
+
+
+def test_offset_key_is_outside_the_user_key_space(tmp_path: Path) -> None:
+    h = leveldb(tmp_path, key_serde=serdes.BYTES)
+    h.store.put(OFFSET_KEY, "user value under the reserved key's bytes")
+    h.store.put(b"", "empty key")
+    h.commit()
+    assert h.store.committed_offset() == 2
+    assert h.store.get(OFFSET_KEY) == "user value under the reserved key's bytes"
+    assert [k for k, _ in contents(h.store)] == [b"", OFFSET_KEY]  # no metadata in scans
+    assert h.store.approximate_num_entries() == 2
+
+
+def test_flush_without_offset_keeps_the_stored_offset(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    h.store.put("a", 1)
+    h.commit()
+    h.store.put("b", 2)
+    h.store.flush()  # prepare + commit with no offset
+    assert h.store.committed_offset() == 1  # a replay from 1 re-applies b: idempotent
+    h.store.close()
+    s2 = h.open()
+    assert contents(s2) == [("a", 1), ("b", 2)]
+    s2.close()
+
+
+def test_data_survives_a_clean_reopen(tmp_path: Path) -> None:
+    h = leveldb(tmp_path, caching=True)
+    for i in range(100):
+        h.store.put(f"k{i:03d}", i)
+    h.commit()
+    h.store.close()
+    s2 = h.open()
+    assert s2.committed_offset() == 100
+    assert s2.get("k042") == 42 and len(contents(s2)) == 100
+    assert (tmp_path / "app" / "0_0" / "s" / "CURRENT").exists()  # <state.dir>/<app>/<task>/<store>
+    s2.close()
+
+
+def test_discard_uncommitted_goes_back_to_the_last_commit(tmp_path: Path) -> None:
+    h = leveldb(tmp_path, caching=True)
+    h.store.put("a", 1)
+    h.commit()
+    h.store.put("a", 2)
+    h.store.put("b", 3)
+    h.store.prepare_commit()
+    h.store.put("c", 4)
+    h.store.discard_uncommitted()  # e.g. the transaction was aborted
+    assert (h.store.get("a"), h.store.get("b"), h.store.get("c")) == (1, None, None)
+    assert contents(h.store) == [("a", 1)]
+
+
+# -- the bound: read cache and early commit ----------------------------------------------------------
+
+def test_early_commit_requested_past_the_bound(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb"), tmp_path, cache_max_bytes=2_000)
+    s = h.store
+    i = 0
+    while not h.ctx.commit_requested:
+        s.put(f"key-{i}", i)
+        i += 1
+        assert i < 100, "no early commit requested"
+    assert s.dirty_bytes > 2_000 >= s.dirty_bytes - 200  # asked as soon as the bound was passed
+    assert s.early_commit_requests == 1
+    s.put("one-more", 1)
+    assert s.early_commit_requests == 1  # asked once until the task commits
+    h.commit()
+    h.ctx.commit_requested = False
+    assert s.dirty_bytes == 0
+    s.put("after", 1)
+    assert not h.ctx.commit_requested
+    assert s.get("key-0") == 0 and s.get("one-more") == 1
+
+
+def test_read_cache_is_bounded_and_serves_hot_keys(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb-cached"), tmp_path, cache_max_bytes=20_000)
+    s = h.store
+    for i in range(1000):
+        s.put(f"k{i:04d}", i)
+    h.commit()
+    s.wait_applied()
+    assert s.cache_bytes <= 20_000 < 1000 * 100
+    calls = []
+    real_get = s.inner.get
+    s.inner.get = lambda kb: calls.append(kb) or real_get(kb)  # count reads that reach LevelDB
+    s._bind_inner()
+    for _ in range(50):
+        assert s.get("k0007") == 7
+    assert len(calls) <= 1  # a hot key is read from LevelDB at most once
+    assert [s.get(f"k{i:04d}") for i in range(0, 1000, 97)] == list(range(0, 1000, 97))
+    assert s.cache_bytes <= 20_000
+
+
+def test_without_caching_only_dirty_keys_stay_in_memory(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    for i in range(10):
+        h.store.put(str(i), i)
+    assert h.store.cached_count == 10
+    h.commit()
+    h.store.wait_applied()
+    assert h.store.cached_count == 0
+    assert h.store.get("3") == 3
+
+
+class SlowWriter:
+    """Wraps a LevelDB bytes store: background writes happen only when the test says so."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.get = inner.get
+        self.held: list[tuple[Any, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write_batch_async(self, pairs: Any, offset: Any) -> Any:
+        writer = self
+
+        class Handle:
+            written = False
+
+            def done(self) -> bool:
+                return self.written
+
+            def result(self) -> None:
+                if not self.written:
+                    writer.inner.write_batch(pairs, offset)
+                    self.written = True
+
+        handle = Handle()
+        self.held.append((handle, pairs))
+        return handle
+
+
+@pytest.mark.parametrize("caching", [False, True])
+def test_batch_in_flight_is_served_from_memory(tmp_path: Path, caching: bool) -> None:
+    h = Harness(make_builder("leveldb-cached" if caching else "leveldb"), tmp_path, cache_max_bytes=3_000)
+    s = h.store
+    s.put("a", 1)
+    s.put("b", 2)
+    h.commit()
+    s.wait_applied()
+    slow = SlowWriter(s.inner)
+    s_inner = s.inner
+    try:
+        # swap the bytes store's async writer for the controllable one
+        s_inner.write_batch_async = slow.write_batch_async
+        s._bind_inner()
+        for i in range(40):  # more than the cache bound, all in one batch
+            s.put(f"k{i:02d}", i)
+        s.put("a", 10)
+        s.delete("b")
+        h.commit()
+        handle, pairs = slow.held[-1]
+        assert not handle.done() and len(pairs) == 42
+        assert s_inner.get(b"a") == serdes.MSGPACK.serialize(1)  # LevelDB does not have the batch yet...
+        assert s.get("a") == 10 and s.get("b") is None  # ...but reads see it
+        assert s.get("k07") == 7 and s.cached_count >= 42  # pinned: neither evicted nor dropped
+        assert contents(s) == [("a", 10)] + [(f"k{i:02d}", i) for i in range(40)]
+        s.put("c", 3)
+        s.put("a", 11)  # a key of the batch in flight goes into the next batch too
+        h.commit()  # the next commit waits for the batch in flight first
+        assert handle.done()
+        assert not slow.held[-1][0].done()
+        assert s.get("a") == 11  # still pinned by the second batch
+        s.wait_applied()
+        assert s_inner.get(b"a") == serdes.MSGPACK.serialize(11) and s_inner.get(b"b") is None
+        assert s.committed_offset() == h.changelog.end_offset == 46
+        if caching:
+            assert s.cache_bytes <= 3_000
+        else:
+            assert s.cached_count == 0
+        assert contents(s)[:2] == [("a", 11), ("c", 3)]
+    finally:
+        del s_inner.write_batch_async
+
+
+# -- restore -------------------------------------------------------------------------------------------
+
+def test_crash_after_changelog_before_leveldb_replays_only_the_tail(tmp_path: Path) -> None:
+    h = leveldb(tmp_path, caching=True)
+    s = h.store
+    for i in range(10):
+        s.put(f"k{i}", i)
+    h.commit()  # changelog offsets 0..9, LevelDB at 10
+    s.put("k1", 100)
+    s.delete("k2")
+    s.put("new", 7)
+    s.prepare_commit()
+    assert h.changelog.capture(h.collector, h.topic) == 3  # produced and committed: offsets 10..12
+    s.close()  # the crash: LevelDB never gets this batch
+
+    s2 = h.open()
+    assert s2.committed_offset() == 10
+    assert (s2.get("k1"), s2.get("k2"), s2.get("new")) == (1, 2, None)  # the state of the last commit
+    listener = RecordingListener()
+    applied = []
+    real = s2.inner.write_batch
+    s2.inner.write_batch = lambda pairs, offset: (applied.append((len(pairs), offset)), real(pairs, offset))
+    result = restore_store(s2, (h.topic, 0), h.changelog.end_offset, h.changelog.batches_from, listener)
+    assert (result.start_offset, result.total_restored, result.full_restore) == (10, 3, False)
+    assert applied == [(3, 13)]  # one WriteBatch for the batch, with the offset it reaches
+    assert (s2.get("k1"), s2.get("k2"), s2.get("new"), s2.get("k9")) == (100, None, 7, 9)
+    assert s2.committed_offset() == 13
+    assert listener.calls == [("start", (h.topic, 0), "s", 10, 13), ("batch", (h.topic, 0), "s", 12, 3),
+                              ("end", (h.topic, 0), "s", 3)]
+    s2.close()
+
+
+def test_crash_during_restore_resumes_where_it_stopped(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    for i in range(10):
+        h.store.put(f"k{i}", i)
+        h.commit()  # ten commits, one record each
+    h.store.wipe()
+    assert h.store.committed_offset() is None and contents(h.store) == []
+    restorer = StoreRestorer(h.store, (h.topic, 0), h.changelog.end_offset)
+    assert restorer.start() == 0 and restorer.full_restore
+    records, position = next(h.changelog.batches_from(0, size=4))
+    restorer.restore_batch(records, position)
+    h.store.close()  # crash after the first batch
+    s2 = h.open()
+    result = restore_store(s2, (h.topic, 0), h.changelog.end_offset,
+                           lambda start: h.changelog.batches_from(start, size=4))
+    assert (result.start_offset, result.total_restored) == (4, 6)
+    assert contents(s2) == [(f"k{i}", i) for i in range(10)]
+    s2.close()
+
+
+def test_offset_beyond_changelog_end_means_full_restore(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h = leveldb(tmp_path)
+    for i in range(10):
+        h.store.put(f"old{i}", i)
+    h.commit()
+    assert h.store.committed_offset() == 10
+    h.changelog.records = [(b"a", serdes.MSGPACK.serialize(1), 0), (b"b", serdes.MSGPACK.serialize(2), 0)]
+    with caplog.at_level(logging.WARNING, logger="kstreams.state"):
+        result = restore_store(h.store, (h.topic, 0), h.changelog.end_offset, h.changelog.batches_from)
+    assert result.wiped and result.full_restore
+    assert (result.start_offset, result.total_restored) == (0, 2)
+    assert contents(h.store) == [("a", 1), ("b", 2)]  # nothing of the old incarnation is left
+    assert h.store.committed_offset() == 2
+    assert any("beyond the end" in r.getMessage() and "s of task 0_0" in r.getMessage() for r in caplog.records)
+
+
+def test_offset_before_changelog_beginning_means_full_restore(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    for i in range(6):
+        h.store.put(f"k{i}", i)
+        h.commit()
+    h.store.close()
+    s2 = h.open()
+    s2.wipe()
+    s2.restore_batch(h.changelog.records[:2], 2)  # stored offset 2
+    result = restore_store(s2, (h.topic, 0), 6, lambda start: h.changelog.batches_from(start), begin_offset=3)
+    assert result.wiped and result.start_offset == 3 and result.total_restored == 3
+    assert contents(s2) == [("k3", 3), ("k4", 4), ("k5", 5)]
+    s2.close()
+
+
+def test_corrupted_store_directory_is_wiped_and_fully_restored(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    h = leveldb(tmp_path)
+    for i in range(5):
+        h.store.put(f"k{i}", i)
+    h.commit()
+    h.store.close()
+    store_dir = tmp_path / "app" / "0_0" / "s"
+    (store_dir / "CURRENT").write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="kstreams.state"):
+        s2 = h.open()
+    assert any("State store s of task 0_0" in r.getMessage() and "wiping" in r.getMessage() for r in caplog.records)
+    assert s2.committed_offset() is None and contents(s2) == []
+    result = restore_store(s2, (h.topic, 0), h.changelog.end_offset, h.changelog.batches_from)
+    assert result.full_restore and result.total_restored == 5
+    assert contents(s2) == [(f"k{i}", i) for i in range(5)] and s2.committed_offset() == 5
+    s2.close()
+
+
+def test_value_format_mismatch_is_wiped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h = leveldb(tmp_path)
+    h.store.put("a", 1)
+    h.commit()
+    h.store.close()
+    ts = Harness(make_builder("leveldb", timestamped=True), tmp_path)
+    assert ts.store.committed_offset() is None and contents(ts.store) == []
+    assert any("kv1" in r.getMessage() for r in caplog.records)
+    ts.store.close()
+
+
+def test_nothing_to_restore_calls_no_listener(tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    h.store.put("a", 1)
+    h.commit()
+    listener = RecordingListener()
+    result = restore_store(h.store, (h.topic, 0), 1, h.changelog.batches_from, listener)
+    assert result.total_restored == 0 and listener.calls == []
+
+
+def test_timestamped_restore_rebuilds_the_stored_format(tmp_path: Path) -> None:
+    from kstreams.state import ValueAndTimestamp
+
+    h = Harness(make_builder("leveldb", timestamped=True, value_serde=serdes.STRING), tmp_path)
+    h.store.put("a", ValueAndTimestamp("x", 11))
+    h.commit()
+    h.store.wipe()
+    restore_store(h.store, (h.topic, 0), 1, h.changelog.batches_from)
+    assert h.store.get("a") == ValueAndTimestamp("x", 11)
+
+
+def test_restore_refuses_a_store_with_uncommitted_writes(tmp_path: Path) -> None:
+    from kstreams.errors import StateStoreError
+
+    h = leveldb(tmp_path)
+    h.store.put("a", 1)
+    with pytest.raises(StateStoreError, match="uncommitted"):
+        h.store.restore_batch([(b"a", b"\x01")], 1)
+
+
+def test_in_memory_store_always_restores_in_full(tmp_path: Path) -> None:
+    h = Harness(make_builder("in-memory"), tmp_path)
+    h.store.put("a", 1)
+    h.commit()
+    assert h.store.committed_offset() is None
+    h2 = Harness(make_builder("in-memory"), tmp_path)
+    result = restore_store(h2.store, (h.topic, 0), 1, h.changelog.batches_from)
+    assert result.full_restore and contents(h2.store) == [("a", 1)]
+
+
+def test_hot_keys_touch_neither_serdes_nor_leveldb_per_record(tmp_path: Path) -> None:
+    from kstreams.serdes import Serde
+
+    calls = {"kser": 0, "vser": 0, "vde": 0}
+
+    def counting(name: str, fn: Any) -> Any:
+        def wrapped(x: Any) -> Any:
+            calls[name] += 1
+            return fn(x)
+        return wrapped
+
+    key_serde = Serde("k", counting("kser", serdes.INT64.serialize), serdes.INT64.deserialize)
+    value_serde = Serde("v", counting("vser", serdes.INT64.serialize), counting("vde", serdes.INT64.deserialize))
+    h = Harness(make_builder("leveldb-cached", key_serde=key_serde, value_serde=value_serde), tmp_path)
+    s = h.store
+    reads = []
+    real_get = s.inner.get
+    s.inner.get = lambda kb: reads.append(kb) or real_get(kb)
+    s._bind_inner()
+    for _ in range(3):  # three commit intervals
+        for _ in range(1000):
+            s.put(7, (s.get(7) or 0) + 1)
+        h.commit()
+    assert s.get(7) == 3000
+    assert len(reads) == 1  # the first get, then the key lives in the cache
+    assert calls["kser"] == 1  # the key is serialized once
+    assert calls["vser"] == 1 + 3  # one type check, then once per commit
+    assert calls["vde"] == 0
