@@ -188,6 +188,7 @@ class StreamThread(threading.Thread):
                     pass
             self.producer.flush(10)
             self.producer = None
+            self.collector = None
 
     def _close_consumers(self) -> None:
         if self.consumer is not None:

@@ -88,6 +88,14 @@ def prepare_topics(topology: Topology, config: StreamsConfig, admin: AdminClient
                                f"(one per task of its sub-topology). Delete it or fix the source topics.")
     to_create = [NewTopic(t, num_partitions=n, replication_factor=config["replication.factor"], config=c)
                  for t, (n, c) in wanted.items() if t not in existing]
+    if to_create and not _has_controller(admin, timeout):
+        # librdkafka's mock cluster names a controller that does not exist: CreateTopics can only
+        # time out there, but the cluster auto-creates topics on first use
+        for t in to_create:
+            if not _auto_created(config, t.topic, t.num_partitions, timeout):
+                raise StreamsError(f"Could not create internal topic {t.topic}: the cluster has no controller and "
+                                   f"did not auto-create it with {t.num_partitions} partitions")
+        to_create = []
     if to_create:
         futures = admin.create_topics(to_create, operation_timeout=timeout, request_timeout=timeout)
         for topic, future in futures.items():
@@ -95,12 +103,32 @@ def prepare_topics(topology: Topology, config: StreamsConfig, admin: AdminClient
                 future.result()
                 log.info("Created changelog topic %s", topic)
             except KafkaException as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                if "TOPIC_ALREADY_EXISTS" in str(exc):
+                    continue
+                if not _auto_created(config, topic, wanted[topic][0], timeout):
                     raise StreamsError(f"Could not create internal topic {topic}: {exc}") from exc
+                log.warning("CreateTopics failed (%s); the cluster auto-created %s with the expected partitions",
+                            exc, topic)
         _wait_for_topics(admin, [t.topic for t in to_create], timeout)
     partitions = dict(found)
     partitions.update({t: n for t, (n, _) in wanted.items()})
     return TopologyMetadata(partitions, tasks, changelogs)
+
+
+def _has_controller(admin: AdminClient, timeout: float) -> bool:
+    md = admin.list_topics(timeout=timeout)
+    return md.controller_id in md.brokers
+
+
+def _auto_created(config: StreamsConfig, topic: str, partitions: int, timeout: float) -> bool:
+    """For clusters without CreateTopics (librdkafka's mock cluster): ask for the topic's metadata
+    with auto-creation allowed; True if it then exists with ``partitions`` partitions."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": config["bootstrap.servers"]})
+    md = producer.list_topics(topic, timeout=timeout)
+    tm = md.topics.get(topic)
+    return tm is not None and tm.error is None and len(tm.partitions) == partitions
 
 
 def _wait_for_topics(admin: AdminClient, topics: list[str], timeout: float) -> None:

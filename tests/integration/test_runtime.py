@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from apps import (
+    CountProcessor,
     consume_all,
     count_topology,
     counts_by_key,
@@ -260,3 +261,63 @@ def test_scale_out_failover_moves_tasks_with_state(kafka, tmp_path):
         stop_app(b)
     assert_exact_counts(counts_by_key(got), expected_counts(first + second))
     assert any(os.listdir(tmp_path / "a" / app_id)), "instance a never had tasks"
+
+
+class FailOnce:
+    failed = False
+
+
+class PoisonOnce(CountProcessor):
+    """Counts, but raises once on the value 'poison'."""
+
+    def process(self, record):
+        if record.value == "poison" and not FailOnce.failed:
+            FailOnce.failed = True
+            raise RuntimeError("poison pill")
+        super().process(record)
+
+
+def poison_topology(src, out):
+    from kstreams import Stores, Topology, serdes
+
+    return (Topology().add_source("src", [src], key_serde=serdes.STRING, value_serde=serdes.STRING)
+            .add_processor("count", PoisonOnce, "src")
+            .add_state_store(Stores.key_value_store_builder(Stores.persistent_key_value_store("counts"),
+                                                            serdes.STRING, serdes.INT64), "count")
+            .add_sink("sink", out, "count", key_serde=serdes.STRING, value_serde=serdes.INT64))
+
+
+@pytest.mark.parametrize("response", ["SHUTDOWN_CLIENT", "REPLACE_THREAD"])
+def test_uncaught_exception_handler_and_state_listener(kafka, tmp_path, response):
+    from kstreams import StreamThreadExceptionResponse
+    from kstreams.errors import ProcessingError
+
+    FailOnce.failed = False
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    data = [("a", "x")] * 50 + [("a", "poison")] + [("a", "y")] * 49
+    produce(kafka.bootstrap, src, data)
+    transitions, errors = [], []
+    app = KafkaStreams(poison_topology(src, out), config(kafka, kafka.unique_name("app"), tmp_path))
+    app.set_state_listener(lambda new, old: transitions.append((old.value, new.value)))
+
+    def handler(exc):
+        errors.append(exc)
+        return getattr(StreamThreadExceptionResponse, response)
+
+    app.set_uncaught_exception_handler(handler)
+    with app:
+        app.start()
+        if response == "SHUTDOWN_CLIENT":
+            assert app.wait_for_state(State.ERROR, timeout=60)
+        else:
+            got = consume_all(kafka.bootstrap, out, 100, quiet=1.0)
+            assert app.state in (State.RUNNING, State.REBALANCING)
+    assert len(errors) == 1 and isinstance(errors[0], ProcessingError) and "poison pill" in str(errors[0])
+    assert transitions[:2] == [("CREATED", "REBALANCING"), ("REBALANCING", "RUNNING")]
+    if response == "SHUTDOWN_CLIENT":
+        assert transitions[-2:] == [("RUNNING", "PENDING_ERROR"), ("PENDING_ERROR", "ERROR")] or \
+            transitions[-2:] == [("REBALANCING", "PENDING_ERROR"), ("PENDING_ERROR", "ERROR")]
+    else:  # the replacement thread re-reads from the last commit: nothing lost
+        counts = counts_by_key(got)["a"]
+        assert max(counts) >= 100 and set(range(1, 101)) <= set(counts)
+        assert transitions[-1][1] == "NOT_RUNNING"
