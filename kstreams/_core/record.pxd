@@ -1,7 +1,5 @@
 cimport cython
 @cython.final
-@cython.no_gc
-@cython.freelist(1024)
 cdef class Record:
     cdef readonly object key
     cdef readonly object value

@@ -111,6 +111,8 @@ class StreamTask:
         stream_punctuations = ctx.stream_punctuations
         queue: RecordQueue
         record: Record
+        child: ProcessorNode
+        source: ProcessorNode
         offset: cython.longlong
         n: cython.Py_ssize_t = 0
         ctx.wall_clock = wall_clock
@@ -124,7 +126,12 @@ class StreamTask:
             ctx.partition = queue.partition
             ctx.offset = offset
             ctx.record_timestamp = record.timestamp
-            ctx.dispatch(queue.source, record)
+            # the source's children, directly (the source node itself does nothing)
+            source = queue.source
+            ctx.current_node = source
+            for child in source.children:
+                ctx.dispatch(child, record)
+            ctx.current_node = None
             n += 1
             if group.stream_time >= stream_punctuations.next_due:
                 if ctx.punctuate(stream_punctuations, group.stream_time):
