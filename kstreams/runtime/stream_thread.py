@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
-from kstreams.errors import StreamsError, TaskMigratedError
+from kstreams.errors import ErrorHandlerContext, HandlerResponse, StreamsError, TaskMigratedError
 from kstreams.runtime.clients import (
     admin_config,
     consumer_config,
@@ -208,9 +208,19 @@ class StreamThread(threading.Thread):
             log.debug("%s: client error %s", self.name, err)
 
     def _on_delivery_error(self, err: KafkaError | None, msg: Any) -> None:
-        if err is not None:
-            self._production_errors.append(
-                f"Error sending record to topic {msg.topic()} partition {msg.partition()}: {err}")
+        """Delivery reports come only for failures (``delivery.report.only.error``); the
+        production exception handler decides: continue (drop the record) or fail the thread."""
+        if err is None:
+            return
+        text = f"Error sending record to topic {msg.topic()} partition {msg.partition()}: {err}"
+        handler = self.config.production_handler
+        if handler is not None:
+            ctx = ErrorHandlerContext(msg.topic(), msg.partition(), -1, tuple(msg.headers() or ()), None, "",
+                                      msg.timestamp()[1])
+            if handler(ctx, msg, KafkaException(err)) is HandlerResponse.CONTINUE:
+                log.warning("%s: %s; dropped by the production exception handler", self.name, text)
+                return
+        self._production_errors.append(text)
 
     def _partition_count(self, topic: str) -> int | None:
         n = self.metadata.partitions.get(topic)

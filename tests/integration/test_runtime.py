@@ -23,7 +23,7 @@ from apps import (
     stateless_topology,
 )
 
-from kstreams import KafkaStreams, State
+from kstreams import KafkaStreams, Processor, State
 from kstreams.runtime.topics import MissingSourceTopicError
 
 APPS = Path(__file__).with_name("apps.py")
@@ -321,3 +321,68 @@ def test_uncaught_exception_handler_and_state_listener(kafka, tmp_path, response
         counts = counts_by_key(got)["a"]
         assert max(counts) >= 100 and set(range(1, 101)) <= set(counts)
         assert transitions[-1][1] == "NOT_RUNNING"
+
+
+def test_sink_partitions_like_a_java_producer(kafka, tmp_path):
+    """A Java producer's default partitioner and our sinks put every key in the same partition."""
+    import shutil
+
+    java_dir = Path(__file__).with_name("java")
+    libs = Path(__file__).resolve().parents[1] / "kafka" / "target" / "libs"
+    java_topic = kafka.create_topic(kafka.unique_name("java"), 7)
+    keys = [f"user-{i}" for i in range(60)] + ["", "ü-ñ", "a" * 100]
+    result = subprocess.run([shutil.which("java"), "-cp", f"{libs}/*", str(java_dir / "JavaKeyedProducer.java"),
+                             kafka.bootstrap, java_topic, *keys], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    java_partition = {}
+    for line in result.stdout.splitlines():
+        key, _, p = line.rpartition(" ")
+        java_partition[key] = int(p)
+    assert set(java_partition) == set(keys)
+
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 7)
+    produce(kafka.bootstrap, src, [(k, "v") for k in keys])
+    with KafkaStreams(stateless_topology(src, out), config(kafka, kafka.unique_name("app"), tmp_path)) as app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, len(keys), quiet=0.5)
+    ours = {k.decode(): p for k, _, p in got}
+    assert ours == java_partition
+
+
+class TaskOfKey(Processor):
+    """Forwards ``key -> '<topic>@<task id>@<thread>'``."""
+
+    def init(self, context):
+        self.context = context
+
+    def process(self, record):
+        import threading as _threading
+
+        topic = self.context.record_metadata().topic
+        self.context.forward(record.with_value(f"{topic}@{self.context.task_id}@{_threading.current_thread().name}"))
+
+
+def test_co_partitioned_sources_meet_in_one_task_across_threads(kafka, tmp_path):
+    from kstreams import Topology, serdes
+
+    a, b = kafka.create_topic(kafka.unique_name("a"), 4), kafka.create_topic(kafka.unique_name("b"), 4)
+    out = kafka.create_topic(kafka.unique_name("out"), 1)
+    keys = [f"k{i}" for i in range(40)]
+    produce(kafka.bootstrap, a, [(k, "x") for k in keys])
+    produce(kafka.bootstrap, b, [(k, "y") for k in keys])
+    s = {"key_serde": serdes.STRING, "value_serde": serdes.STRING}
+    topology = (Topology().add_source("sa", [a], **s).add_source("sb", [b], **s)
+                .add_processor("where", TaskOfKey, "sa", "sb").add_sink("sink", out, "where", **s))
+    with KafkaStreams(topology, config(kafka, kafka.unique_name("app"), tmp_path, **{"num.stream.threads": 2})) as app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, 80, quiet=0.5)
+    seen: dict[str, set[str]] = {}
+    topics_seen: dict[str, set[str]] = {}
+    for k, v, _ in got:
+        topic, task, thread = v.decode().split("@")
+        seen.setdefault(k.decode(), set()).add(f"{task}@{thread}")
+        topics_seen.setdefault(k.decode(), set()).add(topic)
+    assert all(len(where) == 1 for where in seen.values()), seen  # both topics' key k: one task, one thread
+    assert all(t == {a, b} for t in topics_seen.values())
+    threads = {w.split("@")[1] for where in seen.values() for w in where}
+    assert len(threads) == 2  # the four tasks are spread over both threads
