@@ -41,6 +41,9 @@ from kstreams.topology import Topology
 log = logging.getLogger("kstreams.runtime")
 
 _RESTORE_BATCH = 10_000
+_MIGRATED_CODES = (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.PRODUCER_FENCED,
+                   KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                   KafkaError.INVALID_TXN_STATE)
 _PROCESS_BUDGET = 10_000
 
 
@@ -166,7 +169,7 @@ class StreamThread(threading.Thread):
         conf["on_delivery"] = self._on_delivery_error
         self.producer = Producer(conf)
         if self.eos:
-            self.producer.init_transactions(30)
+            self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
         self.collector = RecordCollector(self._partition_count, self.producer.produce)
         for entry in self.tasks.values():
@@ -319,8 +322,9 @@ class StreamThread(threading.Thread):
         keys = [k for k, e in self.tasks.items() if revoked.intersection(e.partitions)]
         try:
             self._commit(force=True)
-        except KafkaException as exc:
+        except (KafkaException, TaskMigratedError) as exc:
             log.warning("%s: commit on revocation failed (%s); closing tasks dirty", self.name, exc)
+            self._abort_transaction()
             self._close_tasks(keys, clean=False)
             return
         self._close_tasks(keys, clean=True)
@@ -362,6 +366,7 @@ class StreamThread(threading.Thread):
                     log.warning("%s: closing store %s of task %s: %r", self.name, store.name, entry.task.task_id, exc)
 
     def _handle_migrated(self) -> None:
+        self._production_errors.clear()
         self._abort_transaction()
         self._close_tasks(list(self.tasks), clean=False)
         assert self.consumer is not None
@@ -401,6 +406,9 @@ class StreamThread(threading.Thread):
     def _run_once(self) -> None:
         assert self.consumer is not None and self.producer is not None
         if self._production_errors:
+            if self.eos:  # the transaction cannot commit: abort it and rewind the tasks
+                errors, self._production_errors = self._production_errors, []
+                raise TaskMigratedError("; ".join(errors[:3]))
             raise StreamsError("; ".join(self._production_errors[:3]))
         busy = self._restoring or any(e.running and e.task.has_buffered() for e in self.tasks.values())
         t0 = time.perf_counter()
@@ -530,31 +538,27 @@ class StreamThread(threading.Thread):
                                                           int(e.task.task_id.split("_")[1]))))
             for (topic, partition), (offset, ptime) in e.task.committable_offsets().items():
                 offsets.append(TopicPartition(topic, partition, offset, metadata=encode_partition_time(ptime)))
-        try:
-            if self.eos:
-                if not self._txn_open:
-                    self.producer.begin_transaction()
-                    self._txn_open = True
-                if offsets:
-                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-                self.producer.commit_transaction(60)
-                self._txn_open = False
-            else:
-                remaining = self.producer.flush(60)
-                if remaining:
-                    raise StreamsError(f"{remaining} records were not delivered within 60 s")
-                if offsets:
+        if self.eos:
+            if not self._txn_open:
+                self._txn_call(self.producer.begin_transaction)
+                self._txn_open = True
+            if offsets:
+                self._txn_call(self.producer.send_offsets_to_transaction, offsets,
+                               self.consumer.consumer_group_metadata(), 30)
+            self._txn_call(self.producer.commit_transaction, 60)
+            self._txn_open = False
+        else:
+            remaining = self.producer.flush(60)
+            if remaining:
+                raise StreamsError(f"{remaining} records were not delivered within 60 s")
+            if offsets:
+                try:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and (err.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
-                                                               KafkaError.PRODUCER_FENCED,
-                                                               KafkaError.REBALANCE_IN_PROGRESS,
-                                                               KafkaError.ILLEGAL_GENERATION,
-                                                               KafkaError.UNKNOWN_MEMBER_ID)
-                                                or (self.eos and err.txn_requires_abort())):
-                raise TaskMigratedError(f"commit failed: {err}") from exc
-            raise
+                except KafkaException as exc:
+                    err = exc.args[0] if exc.args else None
+                    if isinstance(err, KafkaError) and err.code() in _MIGRATED_CODES:
+                        raise TaskMigratedError(f"offset commit failed: {err}") from exc
+                    raise
         if self._production_errors:
             raise StreamsError("; ".join(self._production_errors[:3]))
         ends = self._changelog_ends([tp for _, tp in changed])
@@ -570,6 +574,26 @@ class StreamThread(threading.Thread):
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)
 
+    def _txn_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A transactional producer call: retried while its error is retriable (a coordinator
+        moving, a broker restarting); an abortable or fatal error means the tasks must be
+        rewound to the last commit (:class:`TaskMigratedError`)."""
+        deadline = time.monotonic() + self.config["task.timeout.ms"] / 1000.0
+        while True:
+            try:
+                return fn(*args)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if not isinstance(err, KafkaError):
+                    raise
+                if err.retriable() and not err.txn_requires_abort() and time.monotonic() < deadline:
+                    log.info("%s: %s failed with a retriable error (%s); retrying", self.name, fn.__name__, err)
+                    time.sleep(0.2)
+                    continue
+                if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
+                    raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
+                raise
+
     def _changelog_ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
         """End offsets (every record, committed or not) of changelog partitions just written."""
         if not tps:
@@ -577,9 +601,16 @@ class StreamThread(threading.Thread):
         assert self.admin is not None
         from confluent_kafka import IsolationLevel
 
-        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
-                                          isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30)
-        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+        for attempt in range(3):
+            futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                              isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30)
+            try:
+                return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+            except KafkaException as exc:
+                log.info("%s: changelog end offsets unavailable (%s), attempt %d", self.name, exc, attempt + 1)
+                time.sleep(0.2)
+        # Safe without them: the stores keep their previous offset, so a restore replays a little more.
+        return {}
 
     # -- introspection ------------------------------------------------------------------------------
 

@@ -386,3 +386,4 @@ def test_co_partitioned_sources_meet_in_one_task_across_threads(kafka, tmp_path)
     assert all(t == {a, b} for t in topics_seen.values())
     threads = {w.split("@")[1] for where in seen.values() for w in where}
     assert len(threads) == 2  # the four tasks are spread over both threads
+
