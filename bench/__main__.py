@@ -4,6 +4,11 @@ Commands:
 
 * ``inprocess --workload W --records N [--keys K] [--runs R] [--json]``: the record loop alone.
 * ``store [--json]``: rates of the LevelDB store with and without its write buffer.
+* ``kafka --workload {passthrough,count} --guarantee G --records N --partitions P [--bootstrap-servers B]
+  [--json]``: kstreams alone on a real broker: pre-loaded input, records/s from the first record
+  consumed to the last output committed, output verified (the ``compare`` harness, one system).
+* ``compare [--quick] [--json] [--workloads ...] [--systems ...] [--bootstrap-servers B]``:
+  Kafka->Kafka against Java Kafka Streams and quixstreams on a real broker (``bench/compare``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("store", help="LevelDB store get/put/range rates")
     s.add_argument("--json", action="store_true")
 
+    k = sub.add_parser("kafka", help="kstreams alone on a real broker (pre-loaded input, verified output)")
+    k.add_argument("--workload", choices=("passthrough", "count", "filter-map", "window"), default="passthrough")
+    k.add_argument("--guarantee", choices=("at_least_once", "exactly_once_v2"), default="at_least_once")
+    k.add_argument("--records", type=int, default=2_000_000)
+    k.add_argument("--partitions", type=int, default=4)
+    k.add_argument("--runs", type=int, default=3)
+    k.add_argument("--bootstrap-servers", help="use this broker instead of starting a local one")
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+
+    c = sub.add_parser("compare", help="Kafka->Kafka: kstreams vs Java Kafka Streams vs quixstreams")
+    from bench.compare.cli import add_arguments as add_compare_arguments
+
+    add_compare_arguments(c)
+
     args = parser.parse_args(argv)
     if args.command == "inprocess":
         from bench.inprocess import run
@@ -38,6 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         from bench.store import run as run_store
 
         run_store(args.json)
+    elif args.command == "kafka":
+        from bench.compare.cli import add_arguments as add_compare_arguments
+        from bench.compare.cli import run as run_compare
+
+        compare = argparse.ArgumentParser(prog="python -m bench kafka")
+        add_compare_arguments(compare)
+        argv2 = ["--systems", "kstreams", "--workloads", args.workload, "--guarantees", args.guarantee,
+                 "--records", str(args.records), "--partitions", str(args.partitions), "--runs", str(args.runs),
+                 "--no-chart"]
+        if args.bootstrap_servers:
+            argv2 += ["--bootstrap-servers", args.bootstrap_servers]
+        if args.json:
+            argv2.append("--json")
+        return run_compare(compare.parse_args(argv2))
+    elif args.command == "compare":
+        from bench.compare.cli import run as run_compare
+
+        return run_compare(args)
     return 0
 
 

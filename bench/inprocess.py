@@ -166,6 +166,9 @@ def run_once(workload: str, records: list[tuple], state_dir: str) -> float:
             next_commit += COMMIT_EVERY
     for s in stores:
         s.flush()
+        wait = getattr(s, "wait_applied", None)
+        if wait is not None:
+            wait()  # LevelDB batches may be written on a background thread
     drain()
     elapsed = time.perf_counter() - start
     if task.processed_total != n:
