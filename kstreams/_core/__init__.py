@@ -41,7 +41,7 @@ COMPILED: bool = all(isinstance(m.__loader__, importlib.machinery.ExtensionFileL
 
 from kstreams._core.collector import RecordCollector, murmur2, murmur2_partition  # noqa: E402
 from kstreams._core.nodes import ProcessorContextImpl, ProcessorNode, RecordContext, SinkNode, SourceNode  # noqa: E402
-from kstreams._core.partition_group import ConsumerRecord, PartitionGroup, RecordQueue  # noqa: E402
+from kstreams._core.partition_group import ConsumerRecord, PartitionGroup, RecordQueue, group_messages  # noqa: E402
 from kstreams._core.punctuation import PunctuationQueue, PunctuationSchedule, PunctuationType  # noqa: E402
 from kstreams._core.record import Record, RecordMetadata, make_record, normalize_headers  # noqa: E402
 from kstreams._core.task import StreamTask  # noqa: E402
@@ -63,6 +63,7 @@ __all__ = [
     "SinkNode",
     "SourceNode",
     "StreamTask",
+    "group_messages",
     "make_record",
     "murmur2",
     "murmur2_partition",

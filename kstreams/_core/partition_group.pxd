@@ -44,3 +44,5 @@ cdef class PartitionGroup:
     cdef Record poll(self, RecordQueue queue)
     cpdef Py_ssize_t num_buffered(self)
     cpdef void clear(self)
+
+cpdef tuple group_messages(list messages)

@@ -57,6 +57,35 @@ class ConsumerRecord:
                 f"timestamp={self.timestamp}, key={self.key!r}, value={self.value!r})")
 
 
+def group_messages(messages: list) -> tuple:
+    """Split a consumer batch by partition: ``({(topic, partition): [message, ...]}, [error, ...])``.
+
+    Messages keep their order within a partition; messages carrying an error are returned
+    separately (their ``error()``), so the record loop never sees them.
+    """
+    groups: dict = {}
+    errors: list = []
+    last_key = None
+    last_list: list = None
+    for m in messages:
+        err = m.error()
+        if err is not None:
+            errors.append(err)
+            continue
+        key = (m.topic(), m.partition())
+        if last_list is not None and key == last_key:
+            last_list.append(m)
+            continue
+        lst = groups.get(key)
+        if lst is None:
+            lst = []
+            groups[key] = lst
+        lst.append(m)
+        last_key = key
+        last_list = lst
+    return groups, errors
+
+
 class RecordQueue:
     """The buffered records of one input partition of a task.
 

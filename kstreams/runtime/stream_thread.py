@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from kstreams._core import RecordCollector, StreamTask
+from kstreams._core import RecordCollector, StreamTask, group_messages
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
 from kstreams.errors import ErrorHandlerContext, HandlerResponse, StreamsError, TaskMigratedError
 from kstreams.runtime.clients import (
@@ -440,22 +440,13 @@ class StreamThread(threading.Thread):
             self._commit(force=False)
 
     def _buffer(self, msgs: list[Any]) -> None:
-        by_tp: dict[tuple[str, int], list[Any]] = {}
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if err.fatal():
-                    raise KafkaException(err)
-                log.warning("%s: consumer error: %s", self.name, err)
+        by_tp, errors = group_messages(msgs)
+        for err in errors:
+            if err.code() == KafkaError._PARTITION_EOF:
                 continue
-            key = (m.topic(), m.partition())
-            batch = by_tp.get(key)
-            if batch is None:
-                by_tp[key] = [m]
-            else:
-                batch.append(m)
+            if err.fatal():
+                raise KafkaException(err)
+            log.warning("%s: consumer error: %s", self.name, err)
         to_pause = []
         for key, batch in by_tp.items():
             entry = self._task_of_tp.get(key)

@@ -45,7 +45,8 @@ class KeyValueBytesStoreSupplier:
         if self.kind == "lru":
             return LRUKeyValueBytesStore(self.name, self.params["max_entries"])
         if self.kind == "leveldb":
-            return LevelDBKeyValueBytesStore(self.name, value_format, self.params.get("options"))
+            return LevelDBKeyValueBytesStore(self.name, value_format, self.params.get("options"),
+                                             self.params.get("async_apply", True))
         return InMemoryKeyValueBytesStore(self.name)
 
     def metrics_scope(self) -> str:
@@ -130,14 +131,20 @@ class Stores:
     """Factory of store suppliers and builders."""
 
     @staticmethod
-    def persistent_key_value_store(name: str) -> KeyValueBytesStoreSupplier:
-        """A LevelDB key-value store, at ``<state.dir>/<application.id>/<task_id>/<name>``."""
-        return KeyValueBytesStoreSupplier(name, "leveldb")
+    def persistent_key_value_store(name: str, *, async_apply: bool = True) -> KeyValueBytesStoreSupplier:
+        """A LevelDB key-value store, at ``<state.dir>/<application.id>/<task_id>/<name>``.
+
+        ``async_apply``: committed batches are written to LevelDB on a background thread (the
+        record loop goes on meanwhile; reads are served from memory until the write is done).
+        It helps when a core is free; ``False`` writes them in the committing thread.
+        """
+        return KeyValueBytesStoreSupplier(name, "leveldb", async_apply=async_apply)
 
     @staticmethod
-    def persistent_timestamped_key_value_store(name: str) -> KeyValueBytesStoreSupplier:
-        """A LevelDB store of values with timestamps (use with :meth:`timestamped_key_value_store_builder`)."""
-        return KeyValueBytesStoreSupplier(name, "leveldb", timestamped=True)
+    def persistent_timestamped_key_value_store(name: str, *, async_apply: bool = True) -> KeyValueBytesStoreSupplier:
+        """A LevelDB store of values with timestamps (use with :meth:`timestamped_key_value_store_builder`);
+        ``async_apply`` as in :meth:`persistent_key_value_store`."""
+        return KeyValueBytesStoreSupplier(name, "leveldb", timestamped=True, async_apply=async_apply)
 
     @staticmethod
     def in_memory_key_value_store(name: str) -> KeyValueBytesStoreSupplier:
