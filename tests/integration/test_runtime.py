@@ -387,3 +387,46 @@ def test_co_partitioned_sources_meet_in_one_task_across_threads(kafka, tmp_path)
     threads = {w.split("@")[1] for where in seen.values() for w in where}
     assert len(threads) == 2  # the four tasks are spread over both threads
 
+
+
+class StreamTimeProbe(Processor):
+    """Forwards ``key -> stream time seen when the record arrives``; ticks on the wall clock."""
+
+    def init(self, context):
+        from kstreams import PunctuationType, Record
+
+        self.context = context
+        self.record_cls = Record
+        context.schedule(200, PunctuationType.WALL_CLOCK_TIME,
+                         lambda ts: context.forward(Record("tick", str(ts), ts)))
+
+    def process(self, record):
+        self.context.forward(record.with_value(str(self.context.current_stream_time_ms())))
+
+
+def test_stream_time_survives_a_restart_and_wall_clock_punctuation_runs(kafka, tmp_path):
+    from kstreams import Topology, serdes
+
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    s = {"key_serde": serdes.STRING, "value_serde": serdes.STRING}
+
+    def topology():
+        return Topology().add_source("src", [src], **s).add_processor("probe", StreamTimeProbe, "src") \
+            .add_sink("sink", out, "probe", **s)
+
+    app_id = kafka.unique_name("app")
+    produce(kafka.bootstrap, src, [("a", "x")] * 10, start_ts=5_000)  # timestamps 5000..5009
+    with KafkaStreams(topology(), config(kafka, app_id, tmp_path)) as app:
+        app.start()
+        first = consume_all(kafka.bootstrap, out, 10, quiet=1.5)
+    data = [(k.decode(), v.decode()) for k, v, _ in first]
+    assert [v for k, v in data if k == "a"] == [str(5_000 + i) for i in range(10)]
+    assert sum(1 for k, _ in data if k == "tick") >= 3  # wall-clock punctuation fires without input
+
+    produce(kafka.bootstrap, src, [("a", "late")], start_ts=10)  # older than the stream time
+    with KafkaStreams(topology(), config(kafka, app_id, tmp_path / "fresh")) as app:
+        app.start()
+        got = consume_all(kafka.bootstrap, out, len(first) + 1, quiet=1.0)
+    late = [v.decode() for k, v, _ in got[len(first):] if k.decode() == "a"]
+    # stream time came back from the committed offset metadata (a fresh state dir: not from local state)
+    assert late == ["5009"]
