@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kstreams import serdes as _serdes
 from kstreams._core import RecordCollector, StreamTask, murmur2_partition, normalize_headers
 from kstreams.config import StreamsConfig
 from kstreams.state.directory import StateDirectory
@@ -461,6 +460,3 @@ class TopologyTestDriver:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_ = _serdes  # serdes are the defaults' home; imported for type references in docs

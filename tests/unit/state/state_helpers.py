@@ -84,16 +84,18 @@ class Harness:
         return n
 
 
-KINDS = ["leveldb", "leveldb-cached", "in-memory", "in-memory-cached", "lru"]
+KINDS = ["leveldb", "leveldb-cached", "leveldb-sync", "in-memory", "in-memory-cached", "lru"]
 
 
 def make_builder(kind: str, name: str = "s", key_serde: Any = serdes.STRING, value_serde: Any = serdes.MSGPACK,
                  timestamped: bool = False) -> Any:
-    """A builder of the store kind ``kind`` (``-cached``: caching enabled)."""
-    base = kind.removesuffix("-cached")
+    """A builder of the store kind ``kind`` (``-cached``: caching enabled; ``-sync``: LevelDB
+    batches written in the committing thread)."""
+    base = kind.removesuffix("-cached").removesuffix("-sync")
     if base == "leveldb":
-        supplier = (Stores.persistent_timestamped_key_value_store(name) if timestamped
-                    else Stores.persistent_key_value_store(name))
+        factory = (Stores.persistent_timestamped_key_value_store if timestamped
+                   else Stores.persistent_key_value_store)
+        supplier = factory(name, async_apply=not kind.endswith("-sync"))
     elif base == "in-memory":
         supplier = Stores.in_memory_key_value_store(name)
     else:

@@ -73,6 +73,15 @@ def test_two_phases_reads_see_pending_and_store_applies_at_commit(tmp_path: Path
     assert s.committed_offset() == 1 and s.pending_count == 0
 
 
+def test_synchronous_apply_writes_in_the_committing_thread(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb-sync"), tmp_path)
+    assert h.store.inner.write_batch_async is None
+    h.store.put("a", 1)
+    h.commit()
+    assert h.store.inner.get(b"a") == serdes.MSGPACK.serialize(1)  # no wait needed
+    assert h.store.cached_count == 0
+
+
 def test_offset_key_is_outside_the_user_key_space(tmp_path: Path) -> None:
     h = leveldb(tmp_path, key_serde=serdes.BYTES)
     h.store.put(OFFSET_KEY, "user value under the reserved key's bytes")
