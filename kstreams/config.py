@@ -10,6 +10,7 @@ knows go to every client.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -21,6 +22,8 @@ from kstreams.errors import ConfigError, HandlerResponse
 from kstreams.timestamps import FailOnInvalidTimestamp, resolve_extractor
 
 log = logging.getLogger("kstreams.config")
+
+_LEGAL_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE_V2 = "exactly_once_v2"
@@ -141,6 +144,11 @@ class StreamsConfig(Mapping[str, Any]):
 
     def _validate(self) -> None:
         v = self._values
+        app_id = v["application.id"]
+        if app_id is not None and not _LEGAL_ID.fullmatch(app_id):
+            raise ConfigError(f"Invalid value {app_id!r} for configuration 'application.id': it names the consumer "
+                              f"group and the internal topics, so it may only contain ASCII letters, digits, "
+                              f"'.', '_' and '-'")
         guarantee = v["processing.guarantee"]
         if guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             raise ConfigError(f"Invalid value {guarantee!r} for configuration 'processing.guarantee': "
