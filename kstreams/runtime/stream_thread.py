@@ -41,6 +41,7 @@ from kstreams.topology import Topology
 log = logging.getLogger("kstreams.runtime")
 
 _RESTORE_BATCH = 10_000
+_ENDS_BACKOFF_S = 10
 _MIGRATED_CODES = (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.PRODUCER_FENCED,
                    KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
                    KafkaError.INVALID_TXN_STATE)
@@ -100,6 +101,7 @@ class StreamThread(threading.Thread):
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
         self._last_commit = time.monotonic()
+        self._ends_backoff_until = 0.0
         self._commit_interval = config["commit.interval.ms"] / 1000.0
         self._buffer_limit = config["buffered.records.per.partition"]
         self._poll_timeout = config["poll.ms"] / 1000.0
@@ -587,21 +589,22 @@ class StreamThread(threading.Thread):
 
     def _changelog_ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
         """End offsets (every record, committed or not) of changelog partitions just written."""
-        if not tps:
+        if not tps or time.monotonic() < self._ends_backoff_until:
             return {}
         assert self.admin is not None
         from confluent_kafka import IsolationLevel
 
-        for attempt in range(3):
-            futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
-                                              isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30)
-            try:
-                return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-            except KafkaException as exc:
-                log.info("%s: changelog end offsets unavailable (%s), attempt %d", self.name, exc, attempt + 1)
-                time.sleep(0.2)
-        # Safe without them: the stores keep their previous offset, so a restore replays a little more.
-        return {}
+        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                          isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=5)
+        try:
+            return {(tp.topic, tp.partition): f.result(timeout=5).offset for tp, f in futures.items()}
+        except Exception as exc:  # a leader moving (broker down): never block the commit on this
+            log.info("%s: changelog end offsets unavailable (%s); stores keep their previous offsets for %d s",
+                     self.name, exc, _ENDS_BACKOFF_S)
+            self._ends_backoff_until = time.monotonic() + _ENDS_BACKOFF_S
+            # Safe without them: a store committed without a new offset keeps its previous one, so a
+            # restore replays a little more.
+            return {}
 
     # -- introspection ------------------------------------------------------------------------------
 
