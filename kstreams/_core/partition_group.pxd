@@ -25,7 +25,6 @@ cdef class RecordQueue:
     cdef Record poll(self)
     cdef void _update_head(self) except *
     cdef object _extract(self, object raw, object key, object value, long long ts, long long offset, tuple headers)
-    cpdef void clear(self)
 
 @cython.final
 cdef class PartitionGroup:
@@ -42,7 +41,5 @@ cdef class PartitionGroup:
     cpdef bint ready(self, long long wall_clock)
     cdef RecordQueue next_queue(self)
     cdef Record poll(self, RecordQueue queue)
-    cpdef Py_ssize_t num_buffered(self)
-    cpdef void clear(self)
 
 cpdef tuple group_messages(list messages)

@@ -246,12 +246,6 @@ class RecordQueue:
                     "partition time %d instead.", self.topic, self.partition, offset, ts, self.partition_time)
         return self.partition_time
 
-    def clear(self) -> None:
-        """Drop everything buffered (on revocation); partition time is kept."""
-        self._raw = []
-        self._index = 0
-        self.head = None
-
 
 class PartitionGroup:
     """The queues of one task, record selection, stream time and task idling."""
@@ -327,19 +321,3 @@ class PartitionGroup:
         if queue.head is None:
             self.nonempty -= 1
         return record
-
-    def num_buffered(self) -> cython.Py_ssize_t:
-        """Total number of buffered records over all queues."""
-        total: cython.Py_ssize_t = 0
-        q: RecordQueue
-        for q in self.queues:
-            total += q.size()
-        return total
-
-    def clear(self) -> None:
-        """Drop all buffered records."""
-        q: RecordQueue
-        for q in self.queues:
-            q.clear()
-        self.nonempty = 0
-        self._idle_deadlines.clear()

@@ -18,5 +18,4 @@ cdef class StreamTask:
     cdef readonly bint initialized
 
     cpdef Py_ssize_t process(self, Py_ssize_t max_records, long long wall_clock) except -1
-    cpdef bint punctuate_stream_time(self) except -1
     cpdef bint punctuate_wall_clock(self, long long now) except -1

@@ -141,18 +141,6 @@ class StreamTask:
             self.processed_total += n
         return n
 
-    def punctuate_stream_time(self) -> cython.bint:
-        """Fire stream-time punctuations due now (only once stream time is known)."""
-        ctx: ProcessorContextImpl = self.context
-        st: cython.longlong = self.group.stream_time
-        if st < 0 or st < ctx.stream_punctuations.next_due:
-            return False
-        if ctx.punctuate(ctx.stream_punctuations, st):
-            self.punctuated_total += 1
-            self.commit_needed = True
-            return True
-        return False
-
     def punctuate_wall_clock(self, now: cython.longlong) -> cython.bint:
         """Fire wall-clock punctuations due at ``now``."""
         ctx: ProcessorContextImpl = self.context
