@@ -110,7 +110,6 @@ class StreamThread(threading.Thread):
         self.producer: Producer | None = None
         self.restore_consumer: Consumer | None = None
         self.admin: AdminClient | None = None
-        self.collector: RecordCollector | None = None
         self._production_errors: list[str] = []
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
@@ -173,9 +172,6 @@ class StreamThread(threading.Thread):
         if self.eos:
             self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
-        self.collector = RecordCollector(self._partition_count, self.producer.produce)
-        for entry in self.tasks.values():
-            entry.task.collector.produce = self.producer.produce
 
     def _close_clients(self) -> None:
         for closer in (self._close_producer, self._close_consumers):
@@ -193,7 +189,6 @@ class StreamThread(threading.Thread):
                     pass
             self.producer.flush(10)
             self.producer = None
-            self.collector = None
 
     def _close_consumers(self) -> None:
         if self.consumer is not None:
@@ -263,8 +258,8 @@ class StreamThread(threading.Thread):
     def _create_task(self, key: tuple[int, int], tps: list[tuple[str, int]],
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
         sub = self._subs[key[0]]
-        assert self.collector is not None
-        collector = RecordCollector(self._partition_count, self.collector.produce)
+        assert self.producer is not None
+        collector = RecordCollector(self._partition_count, self.producer.produce)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
                           lag_provider=self._lag, wall_clock=_now_ms())
