@@ -11,7 +11,11 @@ Built-ins:
 * :data:`STRING`: UTF-8 text.
 * :data:`INT32` / :data:`INT64`: big-endian two's complement, byte-compatible with Kafka's
   ``IntegerSerializer`` / ``LongSerializer``.
-* :data:`JSON`: UTF-8 JSON text, compact separators.
+* :data:`JSON`: UTF-8 JSON text, compact separators, written and read by ``orjson``. Maps may
+  have non-string keys (written as strings). As JSON has no such numbers, ``NaN`` and infinities
+  are written as ``null``; integers beyond 64 bits are written exactly but read back as floats.
+  Input ``orjson`` rejects but the standard ``json`` module accepts (``NaN`` literals) is read
+  by the latter.
 * :data:`ORDERED_INT64`: 8 bytes whose unsigned byte order is the numeric order (sign bit flipped),
   so range scans over integer keys in a store follow numeric order.
 * :data:`ORDERED_STRING`: UTF-8 without any length prefix, whose byte order is code-point order.
@@ -29,6 +33,7 @@ from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
+import orjson
 
 __all__ = [
     "SerdeProtocol",
@@ -130,14 +135,24 @@ def _ordered_int64_deserialize(data: bytes) -> int:
 
 
 _json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+_orjson_dumps = orjson.dumps
+_orjson_loads = orjson.loads
+_OrjsonError = orjson.JSONDecodeError
 
 
 def _json_serialize(obj: Any) -> bytes:
-    return _json_encoder.encode(obj).encode("utf-8")
+    try:
+        return _orjson_dumps(obj, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError (an int beyond 64 bits, a set): the json module decides
+        return _json_encoder.encode(obj).encode("utf-8")
 
 
 def _json_deserialize(data: bytes) -> Any:
-    return json.loads(data)
+    try:
+        return _orjson_loads(data)
+    except _OrjsonError:  # NaN or Infinity literals; errors are the json module's
+        return json.loads(data)
 
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)

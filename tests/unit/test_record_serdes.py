@@ -1,3 +1,4 @@
+import math
 import struct
 
 import confluent_kafka
@@ -54,6 +55,19 @@ def test_other_serdes_round_trip():
     for serde, value in [(serdes.MSGPACK, {"a": [1, 2], 3: None}), (serdes.STRING, "héllo"), (serdes.BYTES, b"\x00"),
                          (serdes.JSON, {"x": [1, "y"]}), (serdes.ORDERED_INT64, -7), (serdes.ORDERED_STRING, "é")]:
         assert serde.deserialize(serde.serialize(value)) == value
+
+
+def test_json_serde_is_compact_utf8_and_handles_what_orjson_refuses():
+    j = serdes.JSON
+    assert j.serialize({"a": 1.5, "b": None, "é": [True]}) == '{"a":1.5,"b":null,"é":[true]}'.encode()
+    assert j.serialize({1: "x"}) == b'{"1":"x"}'
+    assert j.serialize(2**70) == b"1180591620717411303424"  # beyond orjson: the json module writes it
+    assert j.serialize(float("nan")) == b"null"
+    assert math.isnan(j.deserialize(b"NaN"))  # orjson refuses the literal, the json module reads it
+    with pytest.raises(ValueError, match="Expecting property name"):
+        j.deserialize(b"{bad")
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        j.serialize({1, 2})
 
 
 def test_ordered_int64_byte_order_is_numeric_order():
