@@ -135,7 +135,6 @@ def _ordered_int64_deserialize(data: bytes) -> int:
 
 
 _json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 _orjson_dumps = orjson.dumps
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
@@ -143,8 +142,9 @@ _OrjsonError = orjson.JSONDecodeError
 
 def _json_serialize(obj: Any) -> bytes:
     try:
-        return _orjson_dumps(obj, option=_ORJSON_OPTIONS)
-    except TypeError:  # orjson.JSONEncodeError (an int beyond 64 bits, a set): the json module decides
+        return _orjson_dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError (non-string map keys, an int beyond 64 bits, a set):
+        # the json module decides, as before orjson (it writes int keys as strings)
         return _json_encoder.encode(obj).encode("utf-8")
 
 
