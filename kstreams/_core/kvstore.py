@@ -762,6 +762,11 @@ class KVStoreCore:
         return len(self._pending)
 
     @property
+    def changelog_offset(self) -> object:
+        """The changelog offset the store's committed data reaches (``None`` until one is known)."""
+        return self._last_offset
+
+    @property
     def cached_count(self) -> int:
         """Number of keys in the buffer and read cache."""
         return len(self._cache)

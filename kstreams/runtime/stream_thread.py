@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
 from kstreams.errors import ErrorHandlerContext, HandlerResponse, StreamsError, TaskMigratedError
+from kstreams.runtime.changelog_ends import ChangelogEnds
 from kstreams.runtime.clients import (
     admin_config,
     consumer_config,
@@ -41,11 +42,11 @@ from kstreams.topology import Topology
 log = logging.getLogger("kstreams.runtime")
 
 _RESTORE_BATCH = 10_000
-_ENDS_BACKOFF_S = 10
 _MIGRATED_CODES = (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.PRODUCER_FENCED,
                    KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
                    KafkaError.INVALID_TXN_STATE)
 _PROCESS_BUDGET = 10_000
+_FIRST_ENDS_TIMEOUT_S = 5.0
 
 
 class ThreadState(enum.Enum):
@@ -68,6 +69,7 @@ def _now_ms() -> int:
 class _TaskEntry:
     task: StreamTask
     partitions: list[tuple[str, int]]
+    partition: int
     restorers: list[StoreRestorer] = field(default_factory=list)
     running: bool = False
 
@@ -101,7 +103,7 @@ class StreamThread(threading.Thread):
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
         self._last_commit = time.monotonic()
-        self._ends_backoff_until = 0.0
+        self._changelog_ends: ChangelogEnds | None = None
         self._commit_interval = config["commit.interval.ms"] / 1000.0
         self._buffer_limit = config["buffered.records.per.partition"]
         self._poll_timeout = config["poll.ms"] / 1000.0
@@ -161,6 +163,7 @@ class StreamThread(threading.Thread):
         self.consumer = Consumer(consumer_config(self.config, self._client_id("consumer")))
         self.restore_consumer = Consumer(restore_consumer_config(self.config, self._client_id("restore-consumer")))
         self.admin = AdminClient(admin_config(self.config, self._client_id("admin")))
+        self._changelog_ends = ChangelogEnds(self.admin, self.name)
         self._create_producer()
 
     def _create_producer(self) -> None:
@@ -271,7 +274,7 @@ class StreamThread(threading.Thread):
                 task.queues[(t, p)].partition_time = pt
                 stream_time = max(stream_time, pt)
         task.group.stream_time = stream_time
-        entry = _TaskEntry(task, tps)
+        entry = _TaskEntry(task, tps, key[1])
         self.tasks[key] = entry
         for tp in tps:
             self._task_of_tp[tp] = entry
@@ -334,6 +337,8 @@ class StreamThread(threading.Thread):
         self._close_tasks(keys, clean=False)
 
     def _close_tasks(self, keys: list[tuple[int, int]], clean: bool) -> None:
+        if keys and self._changelog_ends is not None:
+            self._changelog_ends.forget()  # its answer was for stores about to close
         for key in keys:
             entry = self.tasks.pop(key, None)
             if entry is None:
@@ -375,6 +380,8 @@ class StreamThread(threading.Thread):
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     def _abort_transaction(self) -> None:
+        if self._changelog_ends is not None:
+            self._changelog_ends.forget()
         if self.eos and self._txn_open and self.producer is not None:
             try:
                 self.producer.abort_transaction(30)
@@ -517,13 +524,14 @@ class StreamThread(threading.Thread):
         if not entries and not (self.eos and self._txn_open):
             return
         t0 = time.perf_counter()
-        changed: list[tuple[Any, TopicPartition]] = []
+        changed: list[tuple[str, int]] = []
+        first_offsets = False  # a store without any changelog offset yet waits for this commit's
         offsets: list[TopicPartition] = []
         for e in entries:
             for store in e.task.stores.values():
                 if hasattr(store, "prepare_commit") and store.prepare_commit() > 0 and store.changelog_topic:
-                    changed.append((store, TopicPartition(store.changelog_topic,
-                                                          int(e.task.task_id.split("_")[1]))))
+                    changed.append((store.changelog_topic, e.partition))
+                    first_offsets = first_offsets or store.changelog_offset is None
             for (topic, partition), (offset, ptime) in e.task.committable_offsets().items():
                 offsets.append(TopicPartition(topic, partition, offset, metadata=encode_partition_time(ptime)))
         if self.eos:
@@ -549,15 +557,22 @@ class StreamThread(threading.Thread):
                     raise
         if self._production_errors:
             raise StreamsError("; ".join(self._production_errors[:3]))
-        ends = self._changelog_ends([tp for _, tp in changed])
-        for store, tp in changed:
-            store.commit(ends.get((tp.topic, tp.partition)))
+        # Phase 2: stores apply their batches with the changelog end offsets asked for after the
+        # previous commit (changelog_ends.py says why that is safe), then we ask for this one's.
+        ends = self._changelog_ends.take() if self._changelog_ends is not None else {}
+        if first_offsets and self._changelog_ends is not None:
+            ends.update(self._changelog_ends.answer_now(changed, _FIRST_ENDS_TIMEOUT_S))
         for e in entries:
             for store in e.task.stores.values():
-                if getattr(store, "pending_count", 0) > 0:
-                    store.commit(None)
+                if not hasattr(store, "prepare_commit"):
+                    continue
+                offset = ends.get((store.changelog_topic, e.partition)) if store.changelog_topic else None
+                if store.pending_count > 0 or offset is not None:
+                    store.commit(offset)
             e.task.commit_needed = False
             e.task.context.commit_requested = False
+        if self._changelog_ends is not None:
+            self._changelog_ends.request(changed)
         self.sensors["commit"].record(1, time.perf_counter() - t0)
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)
@@ -581,25 +596,6 @@ class StreamThread(threading.Thread):
                 if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
                     raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
                 raise
-
-    def _changelog_ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        """End offsets (every record, committed or not) of changelog partitions just written."""
-        if not tps or time.monotonic() < self._ends_backoff_until:
-            return {}
-        assert self.admin is not None
-        from confluent_kafka import IsolationLevel
-
-        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
-                                          isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=5)
-        try:
-            return {(tp.topic, tp.partition): f.result(timeout=5).offset for tp, f in futures.items()}
-        except Exception as exc:  # a leader moving (broker down): never block the commit on this
-            log.info("%s: changelog end offsets unavailable (%s); stores keep their previous offsets for %d s",
-                     self.name, exc, _ENDS_BACKOFF_S)
-            self._ends_backoff_until = time.monotonic() + _ENDS_BACKOFF_S
-            # Safe without them: a store committed without a new offset keeps its previous one, so a
-            # restore replays a little more.
-            return {}
 
     # -- introspection ------------------------------------------------------------------------------
 
