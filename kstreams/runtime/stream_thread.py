@@ -45,6 +45,9 @@ _RESTORE_BATCH = 10_000
 _MIGRATED_CODES = (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.PRODUCER_FENCED,
                    KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
                    KafkaError.INVALID_TXN_STATE)
+_COORDINATOR_MOVING_CODES = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                             KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._WAIT_COORD, KafkaError._TIMED_OUT,
+                             KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT)
 _PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
 
@@ -245,7 +248,7 @@ class StreamThread(threading.Thread):
             sub = self._sub_of_topic[tp.topic]
             by_task.setdefault((sub.id, tp.partition), []).append((tp.topic, tp.partition))
         consumer.assign(partitions)
-        committed = {(tp.topic, tp.partition): tp for tp in consumer.committed(partitions, timeout=30)}
+        committed = {(tp.topic, tp.partition): tp for tp in self._committed_offsets(consumer, partitions)}
         to_pause: list[TopicPartition] = []
         for key, tps in sorted(by_task.items()):
             entry = self._create_task(key, tps, committed)
@@ -257,6 +260,21 @@ class StreamThread(threading.Thread):
         if to_pause:
             consumer.pause(to_pause)
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
+
+    def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets (with their metadata), retried while the error is
+        retriable (the group coordinator moving, e.g. a broker restarting), as Java's consumer does."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return consumer.committed(partitions, timeout=max(1.0, deadline - time.monotonic()))
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if (not isinstance(err, KafkaError) or time.monotonic() >= deadline
+                        or not (err.retriable() or err.code() in _COORDINATOR_MOVING_CODES)):
+                    raise
+                log.info("%s: reading committed offsets failed with a retriable error (%s); retrying", self.name, err)
+                time.sleep(0.2)
 
     def _create_task(self, key: tuple[int, int], tps: list[tuple[str, int]],
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
