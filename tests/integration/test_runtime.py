@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from apps import (
     CountProcessor,
+    assert_exact_counts,
     consume_all,
     count_topology,
     counts_by_key,
@@ -49,16 +50,6 @@ def run_until(app: KafkaStreams, check, timeout: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
-
-
-def assert_exact_counts(updates: dict[str, list[int]], expected: Counter) -> None:
-    assert set(updates) == set(expected)
-    for key, n in expected.items():
-        seq = updates[key]
-        bad = next((i for i, (a, b) in enumerate(zip(seq, range(1, n + 1), strict=False)) if a != b),
-                   min(len(seq), n))
-        assert seq == list(range(1, n + 1)), \
-            f"key {key}: {len(seq)} updates, expected 1..{n}; first difference at {bad}: {seq[max(0, bad - 3):bad + 5]}"
 
 
 def test_stateless_topology(kafka, tmp_path):
