@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -111,6 +112,8 @@ class StreamThread(threading.Thread):
         self.restore_consumer: Consumer | None = None
         self.admin: AdminClient | None = None
         self._production_errors: list[str] = []
+        self._callback_error: BaseException | None = None
+        self._assign_failing_since: float | None = None
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
 
@@ -129,12 +132,12 @@ class StreamThread(threading.Thread):
         try:
             self._set_state(ThreadState.STARTING)
             self._create_clients()
-            assert self.consumer is not None
-            self.consumer.subscribe(self.topology.source_topics(), on_assign=self._on_assign,
-                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self._subscribe()
             while not self._shutdown_requested.is_set():
                 try:
                     self._run_once()
+                    if self._callback_error is not None:
+                        self._raise_callback_error()
                 except TaskMigratedError as exc:
                     log.warning("%s: %s; closing its tasks and rejoining the group", self.name, exc)
                     self._handle_migrated()
@@ -142,17 +145,23 @@ class StreamThread(threading.Thread):
             self._commit(force=True)
             clean = True
         except BaseException as exc:  # the thread dies; KafkaStreams decides what happens next
-            log.error("%s failed: %r", self.name, exc, exc_info=exc)
-            self._close_tasks(list(self.tasks), clean=False)
-            self._close_clients()
-            self._set_state(ThreadState.DEAD)
-            self._on_fatal(self, exc)
+            self._die(exc)
+            return
+        except:  # noqa: E722  a KafkaError raised as if it were an exception (see _guarded): no silent death
+            self._die(StreamsError(f"unexpected error: {sys.exc_info()[1]!r}"))
             return
         finally:
             if clean:
                 self._close_tasks(list(self.tasks), clean=True)
                 self._close_clients()
                 self._set_state(ThreadState.DEAD)
+
+    def _die(self, exc: BaseException) -> None:
+        log.error("%s failed: %r", self.name, exc, exc_info=exc)
+        self._close_tasks(list(self.tasks), clean=False)
+        self._close_clients()
+        self._set_state(ThreadState.DEAD)
+        self._on_fatal(self, exc)
 
     def _client_id(self, kind: str) -> str:
         return f"{self.app_id}-{self.process_id}-StreamThread-{self.index}-{kind}"
@@ -253,6 +262,7 @@ class StreamThread(threading.Thread):
                 self._start_task(entry)
         if to_pause:
             consumer.pause(to_pause)
+        self._assign_failing_since = None
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
 
     def _create_task(self, key: tuple[int, int], tps: list[tuple[str, int]],
@@ -371,8 +381,44 @@ class StreamThread(threading.Thread):
         if self.eos:
             self.producer = None
             self._create_producer()
-        self.consumer.subscribe(self.topology.source_topics(), on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
+        self.consumer.subscribe(self.topology.source_topics(), on_assign=self._guarded(self._on_assign),
+                                on_revoke=self._guarded(self._on_revoke), on_lost=self._guarded(self._on_lost))
+
+    def _guarded(self, callback: Callable[[Consumer, list[TopicPartition]], None]) -> Callable[..., None]:
+        """A rebalance callback that keeps its exception for :meth:`_raise_callback_error`.
+
+        An exception leaving a callback comes back out of ``consume()``, but on Python < 3.12
+        confluent-kafka re-raises an exception raised by its own C code (e.g. the KafkaException of
+        a client call while a broker is down) as its bare ``KafkaError`` value, which is no
+        ``BaseException``: no ``except`` clause matched it and the thread died without a trace,
+        leaving the instance REBALANCING forever.
+        """
+
+        def guarded(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            try:
+                callback(consumer, partitions)
+            except Exception as exc:
+                if self._callback_error is None:
+                    self._callback_error = exc
+
+        return guarded
+
+    def _raise_callback_error(self) -> None:
+        """Raise what a rebalance callback failed with. A Kafka error there (a broker down while the
+        tasks were being created) closes the tasks and rejoins the group, until ``task.timeout.ms``."""
+        exc, self._callback_error = self._callback_error, None
+        if isinstance(exc, KafkaException):
+            now = time.monotonic()
+            if self._assign_failing_since is None:
+                self._assign_failing_since = now
+            if now - self._assign_failing_since < self.config["task.timeout.ms"] / 1000.0:
+                raise TaskMigratedError(f"a rebalance callback failed: {exc}") from exc
+        assert exc is not None
+        raise exc
 
     def _abort_transaction(self) -> None:
         if self.eos and self._txn_open and self.producer is not None:

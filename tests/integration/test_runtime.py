@@ -421,3 +421,24 @@ def test_stream_time_survives_a_restart_and_wall_clock_punctuation_runs(kafka, t
     late = [v.decode() for k, v, _ in got[len(first):] if k.decode() == "a"]
     # stream time came back from the committed offset metadata (a fresh state dir: not from local state)
     assert late == ["5009"]
+
+
+def test_a_failing_task_assignment_fails_the_application_visibly(kafka, tmp_path):
+    """When tasks cannot be created (here: their changelog topic was deleted), the thread rejoins the
+    group until ``task.timeout.ms``, then dies and the application goes to ERROR. An exception
+    raised by confluent-kafka's C code inside a rebalance callback used to come out of
+    ``consume()`` as a bare ``KafkaError`` that no ``except`` clause matches: the thread died
+    without a trace and the application stayed REBALANCING forever."""
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    app_id = kafka.unique_name("app")
+    now = int(time.time() * 1000)
+    app = KafkaStreams(count_topology(src, out),
+                       config(kafka, app_id, tmp_path, "exactly_once_v2", **{"task.timeout.ms": 3000}))
+    with app:
+        app.start()
+        produce(kafka.bootstrap, src, [("k", "a")] * 10, start_ts=now)
+        wait_for_output(kafka, out, 10, read_committed=True)
+        kafka.delete_topic(f"{app_id}-counts-changelog")
+        produce(kafka.bootstrap, src, [("k", "b")] * 10, start_ts=now)
+        assert app.wait_for_state(State.ERROR, timeout=60), app.state
+    assert app.fatal_error is not None
