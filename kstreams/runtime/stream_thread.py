@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
@@ -293,12 +293,13 @@ class StreamThread(threading.Thread):
         task = entry.task
         partition = int(task.task_id.split("_")[1])
         assigns = []
+        logged = {name: getattr(store, "changelog_topic", None) for name, store in task.stores.items()}
+        bounds = self._changelog_bounds([TopicPartition(t, partition) for t in logged.values() if t is not None])
         for name, store in task.stores.items():
-            topic = getattr(store, "changelog_topic", None)
+            topic = logged[name]
             if topic is None:
                 continue
-            tp = TopicPartition(topic, partition)
-            low, high = self.restore_consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+            low, high = bounds[(topic, partition)]
             restorer = StoreRestorer(store, (topic, partition), high, self.restore_listener, low)
             start = restorer.start()
             if restorer.done:
@@ -311,6 +312,32 @@ class StreamThread(threading.Thread):
                      partition, start, high)
         if assigns:
             self.restore_consumer.incremental_assign(assigns)
+
+    def _changelog_bounds(self, tps: list[TopicPartition]) -> dict[tuple[str, int], tuple[int, int]]:
+        """Start and end offsets of changelog partitions; the end counts every record written.
+
+        A restore reads (``read_committed``) up to that end, so it waits for the transactions
+        below it to be decided. The end a ``read_committed`` reader sees (the last stable offset)
+        is not enough: it stays below any undecided transaction, and right after a commit the
+        thread's own transaction is one (its markers are written after ``commit_transaction``
+        returns; for seconds when a partition leader just died). A store already holding that
+        commit then looked ahead of the changelog and was wiped and restored to an older state
+        while the input offsets committed with it stayed in effect: counts went back and their
+        updates came out again. Leaders are looked up afresh first: librdkafka fails a request
+        for a partition whose cached leader has left the cluster at once, until the topic's
+        metadata is refreshed (every 5 minutes by default).
+        """
+        if not tps:
+            return {}
+        assert self.admin is not None
+        for topic in sorted({tp.topic for tp in tps}):
+            self.admin.list_topics(topic, timeout=30)
+        ends = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                       isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30)
+        starts = self.admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=30)
+        low = {(tp.topic, tp.partition): f.result(timeout=30).offset for tp, f in starts.items()}
+        return {(tp.topic, tp.partition): (low[(tp.topic, tp.partition)], f.result(timeout=30).offset)
+                for tp, f in ends.items()}
 
     def _start_task(self, entry: _TaskEntry) -> None:
         entry.task.init_topology(_now_ms())
@@ -633,8 +660,6 @@ class StreamThread(threading.Thread):
         if not tps or time.monotonic() < self._ends_backoff_until:
             return {}
         assert self.admin is not None
-        from confluent_kafka import IsolationLevel
-
         futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
                                           isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=5)
         try:

@@ -442,3 +442,55 @@ def test_a_failing_task_assignment_fails_the_application_visibly(kafka, tmp_path
         produce(kafka.bootstrap, src, [("k", "b")] * 10, start_ts=now)
         assert app.wait_for_state(State.ERROR, timeout=60), app.state
     assert app.fatal_error is not None
+
+
+def test_restore_reads_past_an_open_transaction_below_committed_state(kafka, tmp_path):
+    """A restore ends at the changelog's last record, not at its last stable offset.
+
+    Whenever a transaction is still undecided below data a store already holds (most often the
+    thread's own last commit, whose markers are written after ``commit_transaction`` returns;
+    here, deterministically, a foreign transaction left open until it times out), the stable
+    offset is below the store's offset: restoring to it wiped the store and rebuilt an older
+    state, so after a rebalance the counts went back and their updates came out a second time.
+    The restore now waits for that transaction to be decided.
+    """
+    from confluent_kafka import Consumer, Producer
+
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    app_id = kafka.unique_name("app")
+    now = int(time.time() * 1000)
+
+    def batch(start):
+        return [("k", f"v{i}") for i in range(start, start + 100)]
+
+    listener = RecordingListener()
+    app = KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path, "exactly_once_v2"))
+    app.set_global_state_restore_listener(listener)
+    # the broker aborts the zombie's transaction after its timeout (it checks every 10 s)
+    zombie = Producer({"bootstrap.servers": kafka.bootstrap, "transactional.id": kafka.unique_name("zombie"),
+                       "transaction.timeout.ms": 2000})
+    zombie.init_transactions(30)
+    with app:
+        app.start()
+        produce(kafka.bootstrap, src, batch(0), start_ts=now)
+        wait_for_output(kafka, out, 100, read_committed=True)
+        zombie.begin_transaction()
+        zombie.produce(f"{app_id}-counts-changelog", b"", b"zombie", partition=0)
+        assert zombie.flush(10) == 0  # left open: the changelog's stable offset stays below it
+        produce(kafka.bootstrap, src, batch(100), start_ts=now)
+        wait_for_output(kafka, out, 200, read_committed=True)
+
+        member = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": app_id, "enable.auto.commit": False,
+                           "partition.assignment.strategy": "range"})
+        assigned = threading.Event()
+        member.subscribe([src], on_assign=lambda *_: assigned.set())
+        deadline = time.monotonic() + 30
+        while not assigned.is_set():
+            assert time.monotonic() < deadline, "the second member never joined"
+            member.poll(0.1)
+        member.close()  # the task comes back to the application, which restores its store
+        run_until(app, lambda: listener.ends, timeout=45)  # after the zombie's transaction was aborted
+
+        produce(kafka.bootstrap, src, batch(200), start_ts=now)
+        got = consume_all(kafka.bootstrap, out, 300, quiet=1.0)
+    assert_exact_counts(counts_by_key(got), Counter({"k": 300}))
