@@ -113,6 +113,7 @@ class StreamThread(threading.Thread):
         self.admin: AdminClient | None = None
         self._production_errors: list[str] = []
         self._callback_error: BaseException | None = None
+        self._txn_timeout = 60.0
         self._assign_failing_since: float | None = None
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
@@ -178,6 +179,7 @@ class StreamThread(threading.Thread):
         conf["error_cb"] = self._on_client_error
         conf["on_delivery"] = self._on_delivery_error
         self.producer = Producer(conf)
+        self._txn_timeout = conf.get("transaction.timeout.ms", 60_000) / 1000.0
         if self.eos:
             self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
@@ -604,8 +606,7 @@ class StreamThread(threading.Thread):
                 self._txn_call(self.producer.begin_transaction)
                 self._txn_open = True
             if offsets:
-                self._txn_call(self.producer.send_offsets_to_transaction, offsets,
-                               self.consumer.consumer_group_metadata(), 30)
+                self._txn_call(self._send_offsets, offsets, self.consumer.consumer_group_metadata())
             self._txn_call(self.producer.commit_transaction, 60)
             self._txn_open = False
         else:
@@ -654,6 +655,42 @@ class StreamThread(threading.Thread):
                 if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
                     raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
                 raise
+
+    def _send_offsets(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
+        """``send_offsets_to_transaction``, bounded by the transaction timeout.
+
+        librdkafka 2.16 can block in it far past its timeout when the group coordinator dies: the
+        TxnOffsetCommit request waits for the dead broker's connection to come up (or for any
+        broker connection to change state) and nothing else wakes it (confluentinc/librdkafka#5456,
+        #5511). The call runs on a helper thread; when it has not returned shortly after the
+        transaction timeout (the transaction coordinator aborts the transaction by then anyway),
+        the producer is left to that thread and replaced: the new producer's ``init_transactions``
+        fences it and aborts its transaction; :class:`TaskMigratedError` rewinds the tasks.
+        """
+        producer = self.producer
+        assert producer is not None
+        timeout = self._txn_timeout
+        outcome: list[BaseException | None] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name=f"{self.name}-send-offsets", daemon=True).start()
+        if not done.wait(timeout + 2.0):
+            log.warning("%s: send_offsets_to_transaction did not return within %.0f s; replacing the producer",
+                        self.name, timeout + 2.0)
+            self.producer = None  # the helper thread keeps it until its call returns
+            self._create_producer()
+            raise TaskMigratedError("send_offsets_to_transaction blocked (the group coordinator is unreachable)")
+        if outcome and outcome[0] is not None:
+            raise outcome[0]
 
     def _changelog_ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
         """End offsets (every record, committed or not) of changelog partitions just written."""
