@@ -456,6 +456,9 @@ class StreamThread(threading.Thread):
             except KafkaException as exc:
                 log.warning("%s: abort_transaction failed: %s", self.name, exc)
             self._txn_open = False
+            # delivery failures reported while aborting (timed-out or purged records) belong to the
+            # aborted transaction: they must not fail the next one
+            self._production_errors.clear()
 
     # -- the loop -----------------------------------------------------------------------------------
 
