@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
@@ -116,6 +117,9 @@ class StreamThread(threading.Thread):
         self.restore_consumer: Consumer | None = None
         self.admin: AdminClient | None = None
         self._production_errors: list[str] = []
+        self._callback_error: BaseException | None = None
+        self._txn_timeout = 60.0
+        self._assign_failing_since: float | None = None
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
 
@@ -134,12 +138,12 @@ class StreamThread(threading.Thread):
         try:
             self._set_state(ThreadState.STARTING)
             self._create_clients()
-            assert self.consumer is not None
-            self.consumer.subscribe(self.topology.source_topics(), on_assign=self._on_assign,
-                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self._subscribe()
             while not self._shutdown_requested.is_set():
                 try:
                     self._run_once()
+                    if self._callback_error is not None:
+                        self._raise_callback_error()
                 except TaskMigratedError as exc:
                     log.warning("%s: %s; closing its tasks and rejoining the group", self.name, exc)
                     self._handle_migrated()
@@ -147,17 +151,23 @@ class StreamThread(threading.Thread):
             self._commit(force=True)
             clean = True
         except BaseException as exc:  # the thread dies; KafkaStreams decides what happens next
-            log.error("%s failed: %r", self.name, exc, exc_info=exc)
-            self._close_tasks(list(self.tasks), clean=False)
-            self._close_clients()
-            self._set_state(ThreadState.DEAD)
-            self._on_fatal(self, exc)
+            self._die(exc)
+            return
+        except:  # noqa: E722  a KafkaError raised as if it were an exception (see _guarded): no silent death
+            self._die(StreamsError(f"unexpected error: {sys.exc_info()[1]!r}"))
             return
         finally:
             if clean:
                 self._close_tasks(list(self.tasks), clean=True)
                 self._close_clients()
                 self._set_state(ThreadState.DEAD)
+
+    def _die(self, exc: BaseException) -> None:
+        log.error("%s failed: %r", self.name, exc, exc_info=exc)
+        self._close_tasks(list(self.tasks), clean=False)
+        self._close_clients()
+        self._set_state(ThreadState.DEAD)
+        self._on_fatal(self, exc)
 
     def _client_id(self, kind: str) -> str:
         return f"{self.app_id}-{self.process_id}-StreamThread-{self.index}-{kind}"
@@ -175,6 +185,7 @@ class StreamThread(threading.Thread):
         conf["error_cb"] = self._on_client_error
         conf["on_delivery"] = self._on_delivery_error
         self.producer = Producer(conf)
+        self._txn_timeout = conf.get("transaction.timeout.ms", 60_000) / 1000.0
         if self.eos:
             self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
@@ -259,6 +270,7 @@ class StreamThread(threading.Thread):
                 self._start_task(entry)
         if to_pause:
             consumer.pause(to_pause)
+        self._assign_failing_since = None
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
 
     def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
@@ -304,12 +316,13 @@ class StreamThread(threading.Thread):
         task = entry.task
         partition = int(task.task_id.split("_")[1])
         assigns = []
+        logged = {name: getattr(store, "changelog_topic", None) for name, store in task.stores.items()}
+        bounds = self._changelog_bounds([TopicPartition(t, partition) for t in logged.values() if t is not None])
         for name, store in task.stores.items():
-            topic = getattr(store, "changelog_topic", None)
+            topic = logged[name]
             if topic is None:
                 continue
-            tp = TopicPartition(topic, partition)
-            low, high = self.restore_consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+            low, high = bounds[(topic, partition)]
             restorer = StoreRestorer(store, (topic, partition), high, self.restore_listener, low)
             start = restorer.start()
             if restorer.done:
@@ -322,6 +335,32 @@ class StreamThread(threading.Thread):
                      partition, start, high)
         if assigns:
             self.restore_consumer.incremental_assign(assigns)
+
+    def _changelog_bounds(self, tps: list[TopicPartition]) -> dict[tuple[str, int], tuple[int, int]]:
+        """Start and end offsets of changelog partitions; the end counts every record written.
+
+        A restore reads (``read_committed``) up to that end, so it waits for the transactions
+        below it to be decided. The end a ``read_committed`` reader sees (the last stable offset)
+        is not enough: it stays below any undecided transaction, and right after a commit the
+        thread's own transaction is one (its markers are written after ``commit_transaction``
+        returns; for seconds when a partition leader just died). A store already holding that
+        commit then looked ahead of the changelog and was wiped and restored to an older state
+        while the input offsets committed with it stayed in effect: counts went back and their
+        updates came out again. Leaders are looked up afresh first: librdkafka fails a request
+        for a partition whose cached leader has left the cluster at once, until the topic's
+        metadata is refreshed (every 5 minutes by default).
+        """
+        if not tps:
+            return {}
+        assert self.admin is not None
+        for topic in sorted({tp.topic for tp in tps}):
+            self.admin.list_topics(topic, timeout=30)
+        ends = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                       isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30)
+        starts = self.admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=30)
+        low = {(tp.topic, tp.partition): f.result(timeout=30).offset for tp, f in starts.items()}
+        return {(tp.topic, tp.partition): (low[(tp.topic, tp.partition)], f.result(timeout=30).offset)
+                for tp, f in ends.items()}
 
     def _start_task(self, entry: _TaskEntry) -> None:
         entry.task.init_topology(_now_ms())
@@ -394,8 +433,44 @@ class StreamThread(threading.Thread):
         if self.eos:
             self.producer = None
             self._create_producer()
-        self.consumer.subscribe(self.topology.source_topics(), on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
+        self.consumer.subscribe(self.topology.source_topics(), on_assign=self._guarded(self._on_assign),
+                                on_revoke=self._guarded(self._on_revoke), on_lost=self._guarded(self._on_lost))
+
+    def _guarded(self, callback: Callable[[Consumer, list[TopicPartition]], None]) -> Callable[..., None]:
+        """A rebalance callback that keeps its exception for :meth:`_raise_callback_error`.
+
+        An exception leaving a callback comes back out of ``consume()``, but on Python < 3.12
+        confluent-kafka re-raises an exception raised by its own C code (e.g. the KafkaException of
+        a client call while a broker is down) as its bare ``KafkaError`` value, which is no
+        ``BaseException``: no ``except`` clause matched it and the thread died without a trace,
+        leaving the instance REBALANCING forever.
+        """
+
+        def guarded(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            try:
+                callback(consumer, partitions)
+            except Exception as exc:
+                if self._callback_error is None:
+                    self._callback_error = exc
+
+        return guarded
+
+    def _raise_callback_error(self) -> None:
+        """Raise what a rebalance callback failed with. A Kafka error there (a broker down while the
+        tasks were being created) closes the tasks and rejoins the group, until ``task.timeout.ms``."""
+        exc, self._callback_error = self._callback_error, None
+        if isinstance(exc, KafkaException):
+            now = time.monotonic()
+            if self._assign_failing_since is None:
+                self._assign_failing_since = now
+            if now - self._assign_failing_since < self.config["task.timeout.ms"] / 1000.0:
+                raise TaskMigratedError(f"a rebalance callback failed: {exc}") from exc
+        assert exc is not None
+        raise exc
 
     def _abort_transaction(self) -> None:
         if self._changelog_ends is not None:
@@ -406,6 +481,9 @@ class StreamThread(threading.Thread):
             except KafkaException as exc:
                 log.warning("%s: abort_transaction failed: %s", self.name, exc)
             self._txn_open = False
+            # delivery failures reported while aborting (timed-out or purged records) belong to the
+            # aborted transaction: they must not fail the next one
+            self._production_errors.clear()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -557,8 +635,7 @@ class StreamThread(threading.Thread):
                 self._txn_call(self.producer.begin_transaction)
                 self._txn_open = True
             if offsets:
-                self._txn_call(self.producer.send_offsets_to_transaction, offsets,
-                               self.consumer.consumer_group_metadata(), 30)
+                self._txn_call(self._send_offsets, offsets, self.consumer.consumer_group_metadata())
             self._txn_call(self.producer.commit_transaction, 60)
             self._txn_open = False
         else:
@@ -614,6 +691,42 @@ class StreamThread(threading.Thread):
                 if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
                     raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
                 raise
+
+    def _send_offsets(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
+        """``send_offsets_to_transaction``, bounded by the transaction timeout.
+
+        librdkafka 2.16 can block in it far past its timeout when the group coordinator dies: the
+        TxnOffsetCommit request waits for the dead broker's connection to come up (or for any
+        broker connection to change state) and nothing else wakes it (confluentinc/librdkafka#5456,
+        #5511). The call runs on a helper thread; when it has not returned shortly after the
+        transaction timeout (the transaction coordinator aborts the transaction by then anyway),
+        the producer is left to that thread and replaced: the new producer's ``init_transactions``
+        fences it and aborts its transaction; :class:`TaskMigratedError` rewinds the tasks.
+        """
+        producer = self.producer
+        assert producer is not None
+        timeout = self._txn_timeout
+        outcome: list[BaseException | None] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name=f"{self.name}-send-offsets", daemon=True).start()
+        if not done.wait(timeout + 2.0):
+            log.warning("%s: send_offsets_to_transaction did not return within %.0f s; replacing the producer",
+                        self.name, timeout + 2.0)
+            self.producer = None  # the helper thread keeps it until its call returns
+            self._create_producer()
+            raise TaskMigratedError("send_offsets_to_transaction blocked (the group coordinator is unreachable)")
+        if outcome and outcome[0] is not None:
+            raise outcome[0]
 
     # -- introspection ------------------------------------------------------------------------------
 

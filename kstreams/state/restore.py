@@ -2,9 +2,12 @@
 
 A store's data reaches the changelog offset stored with it (``store.committed_offset()``, the
 offset its last commit or restore batch reached). Restoring replays the changelog from there to
-its end (the end offset a ``read_committed`` consumer sees), batch by batch, each batch applied
-in one WriteBatch together with the offset it reaches. So a crash at any point, also during a
-restore, leaves the store at some committed point and the next restore replays only the tail.
+its end, batch by batch, each batch applied in one WriteBatch together with the offset it
+reaches. So a crash at any point, also during a restore, leaves the store at some committed
+point and the next restore replays only the tail. The Kafka runtime takes as the end every record
+written (committed or not) and reads ``read_committed``: a restore waits for the transactions
+before that end to be decided, so it always includes the last committed one, whose markers may
+still be on their way.
 
 The stored offset is thrown away, and the store wiped and restored in full, when it cannot be
 used: beyond the changelog's end (the topic was deleted and recreated) or before its beginning
@@ -66,8 +69,8 @@ class NoOpStateRestoreListener:
 class StoreRestorer:
     """Restores one store from one changelog partition, a batch at a time.
 
-    ``end_offset`` is the changelog's end as a ``read_committed`` reader sees it,
-    ``begin_offset`` its log start. Use::
+    ``end_offset`` is the changelog's end (the Kafka runtime: its high watermark, every record
+    written, see the module docstring), ``begin_offset`` its log start. Use::
 
         restorer = StoreRestorer(store, (topic, partition), end_offset, listener, begin_offset)
         position = restorer.start()          # seek the restore consumer here

@@ -126,6 +126,17 @@ def expected_counts(pairs: list[tuple[str, str]]) -> Counter[str]:
     return Counter(k for k, _ in pairs)
 
 
+def assert_exact_counts(updates: dict[str, list[int]], expected: Counter[str]) -> None:
+    """Exactly once: per key the counts 1..n, each once and in order (n = inputs of the key)."""
+    assert set(updates) == set(expected)
+    for key, n in expected.items():
+        seq = updates[key]
+        bad = next((i for i, (a, b) in enumerate(zip(seq, range(1, n + 1), strict=False)) if a != b),
+                   min(len(seq), n))
+        assert seq == list(range(1, n + 1)), \
+            f"key {key}: {len(seq)} updates, expected 1..{n}; first difference at {bad}: {seq[max(0, bad - 3):bad + 5]}"
+
+
 class _PrintingRestoreListener:
     """Prints restore progress as ``restore-start STORE START END`` / ``restore-end STORE TOTAL`` lines."""
 

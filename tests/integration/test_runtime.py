@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from apps import (
     CountProcessor,
+    assert_exact_counts,
     consume_all,
     count_topology,
     counts_by_key,
@@ -49,16 +50,6 @@ def run_until(app: KafkaStreams, check, timeout: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
-
-
-def assert_exact_counts(updates: dict[str, list[int]], expected: Counter) -> None:
-    assert set(updates) == set(expected)
-    for key, n in expected.items():
-        seq = updates[key]
-        bad = next((i for i, (a, b) in enumerate(zip(seq, range(1, n + 1), strict=False)) if a != b),
-                   min(len(seq), n))
-        assert seq == list(range(1, n + 1)), \
-            f"key {key}: {len(seq)} updates, expected 1..{n}; first difference at {bad}: {seq[max(0, bad - 3):bad + 5]}"
 
 
 def test_stateless_topology(kafka, tmp_path):
@@ -430,3 +421,76 @@ def test_stream_time_survives_a_restart_and_wall_clock_punctuation_runs(kafka, t
     late = [v.decode() for k, v, _ in got[len(first):] if k.decode() == "a"]
     # stream time came back from the committed offset metadata (a fresh state dir: not from local state)
     assert late == ["5009"]
+
+
+def test_a_failing_task_assignment_fails_the_application_visibly(kafka, tmp_path):
+    """When tasks cannot be created (here: their changelog topic was deleted), the thread rejoins the
+    group until ``task.timeout.ms``, then dies and the application goes to ERROR. An exception
+    raised by confluent-kafka's C code inside a rebalance callback used to come out of
+    ``consume()`` as a bare ``KafkaError`` that no ``except`` clause matches: the thread died
+    without a trace and the application stayed REBALANCING forever."""
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    app_id = kafka.unique_name("app")
+    now = int(time.time() * 1000)
+    app = KafkaStreams(count_topology(src, out),
+                       config(kafka, app_id, tmp_path, "exactly_once_v2", **{"task.timeout.ms": 3000}))
+    with app:
+        app.start()
+        produce(kafka.bootstrap, src, [("k", "a")] * 10, start_ts=now)
+        wait_for_output(kafka, out, 10, read_committed=True)
+        kafka.delete_topic(f"{app_id}-counts-changelog")
+        produce(kafka.bootstrap, src, [("k", "b")] * 10, start_ts=now)
+        assert app.wait_for_state(State.ERROR, timeout=60), app.state
+    assert app.fatal_error is not None
+
+
+def test_restore_reads_past_an_open_transaction_below_committed_state(kafka, tmp_path):
+    """A restore ends at the changelog's last record, not at its last stable offset.
+
+    Whenever a transaction is still undecided below data a store already holds (most often the
+    thread's own last commit, whose markers are written after ``commit_transaction`` returns;
+    here, deterministically, a foreign transaction left open until it times out), the stable
+    offset is below the store's offset: restoring to it wiped the store and rebuilt an older
+    state, so after a rebalance the counts went back and their updates came out a second time.
+    The restore now waits for that transaction to be decided.
+    """
+    from confluent_kafka import Consumer, Producer
+
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    app_id = kafka.unique_name("app")
+    now = int(time.time() * 1000)
+
+    def batch(start):
+        return [("k", f"v{i}") for i in range(start, start + 100)]
+
+    listener = RecordingListener()
+    app = KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path, "exactly_once_v2"))
+    app.set_global_state_restore_listener(listener)
+    # the broker aborts the zombie's transaction after its timeout (it checks every 10 s)
+    zombie = Producer({"bootstrap.servers": kafka.bootstrap, "transactional.id": kafka.unique_name("zombie"),
+                       "transaction.timeout.ms": 2000})
+    zombie.init_transactions(30)
+    with app:
+        app.start()
+        produce(kafka.bootstrap, src, batch(0), start_ts=now)
+        wait_for_output(kafka, out, 100, read_committed=True)
+        zombie.begin_transaction()
+        zombie.produce(f"{app_id}-counts-changelog", b"", b"zombie", partition=0)
+        assert zombie.flush(10) == 0  # left open: the changelog's stable offset stays below it
+        produce(kafka.bootstrap, src, batch(100), start_ts=now)
+        wait_for_output(kafka, out, 200, read_committed=True)
+
+        member = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": app_id, "enable.auto.commit": False,
+                           "partition.assignment.strategy": "range"})
+        assigned = threading.Event()
+        member.subscribe([src], on_assign=lambda *_: assigned.set())
+        deadline = time.monotonic() + 30
+        while not assigned.is_set():
+            assert time.monotonic() < deadline, "the second member never joined"
+            member.poll(0.1)
+        member.close()  # the task comes back to the application, which restores its store
+        run_until(app, lambda: listener.ends, timeout=45)  # after the zombie's transaction was aborted
+
+        produce(kafka.bootstrap, src, batch(200), start_ts=now)
+        got = consume_all(kafka.bootstrap, out, 300, quiet=1.0)
+    assert_exact_counts(counts_by_key(got), Counter({"k": 300}))
