@@ -254,6 +254,8 @@ class StreamThread(threading.Thread):
         if to_pause:
             consumer.pause(to_pause)
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
+        if not by_task:  # no task to start: the thread runs, idle (more members than tasks)
+            self._set_state(ThreadState.RUNNING)
 
     def _create_task(self, key: tuple[int, int], tps: list[tuple[str, int]],
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
