@@ -242,6 +242,9 @@ class StreamThread(threading.Thread):
             sub = self._sub_of_topic[tp.topic]
             by_task.setdefault((sub.id, tp.partition), []).append((tp.topic, tp.partition))
         consumer.assign(partitions)
+        # librdkafka keeps a partition paused across its revocation and reassignment, but this
+        # thread forgot the pause with the task it closed: a new assignment starts unpaused
+        consumer.resume(partitions)
         committed = {(tp.topic, tp.partition): tp for tp in consumer.committed(partitions, timeout=30)}
         to_pause: list[TopicPartition] = []
         for key, tps in sorted(by_task.items()):
