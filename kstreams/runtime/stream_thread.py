@@ -544,6 +544,8 @@ class StreamThread(threading.Thread):
             remaining = self.producer.flush(60)
             if remaining:
                 raise StreamsError(f"{remaining} records were not delivered within 60 s")
+            if self._production_errors:  # never commit past a record whose output was lost
+                raise StreamsError("; ".join(self._production_errors[:3]))
             if offsets:
                 try:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
