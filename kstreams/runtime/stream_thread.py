@@ -18,7 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
@@ -46,6 +54,7 @@ _MIGRATED_CODES = (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaE
                    KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
                    KafkaError.INVALID_TXN_STATE)
 _PROCESS_BUDGET = 10_000
+_MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
 
 
 class ThreadState(enum.Enum):
@@ -222,6 +231,52 @@ class StreamThread(threading.Thread):
                 return
         self._production_errors.append(text)
 
+    def _send_function(self, producer: Producer) -> Callable[..., None]:
+        """``producer.produce`` for a task's collector, with the errors that ``produce()`` raises
+        at once handled like Kafka Streams handles send errors: a full producer queue waits for
+        deliveries (Java's ``send`` blocks up to ``max.block.ms``), and a record the client refuses
+        (larger than ``message.max.bytes``, unknown partition) goes to the production exception
+        handler like a failed delivery."""
+        produce = producer.produce
+
+        def send(topic: str, value: bytes | None, key: bytes | None, partition: int, callback: Any,
+                 on_delivery: Any, timestamp: int, headers: Any) -> None:
+            try:
+                produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)
+            except BufferError:
+                deadline = time.monotonic() + _MAX_BLOCK_S
+                while True:
+                    producer.poll(0.05)  # serves delivery reports: that frees room in the queue
+                    try:
+                        produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)
+                        return
+                    except BufferError:
+                        if time.monotonic() < deadline:
+                            continue
+                        exc = KafkaException(KafkaError(KafkaError._QUEUE_FULL,
+                                                        f"producer queue still full after {_MAX_BLOCK_S:.0f} s"))
+                    except KafkaException as refused:
+                        exc = refused
+                    self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
+                    return
+            except KafkaException as exc:
+                self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
+
+        return send
+
+    def _on_send_error(self, exc: KafkaException, topic: str, partition: int, key: bytes | None,
+                       value: bytes | None, timestamp: int, headers: Any) -> None:
+        """``produce()`` refused a record: the same handling as a failed delivery, unless the
+        error concerns the producer rather than the record (fatal, fenced, wrong state)."""
+        err = exc.args[0] if exc.args else None
+        if not isinstance(err, KafkaError) or err.fatal() or err.code() in _MIGRATED_CODES \
+                or err.code() == KafkaError._STATE:
+            self._production_errors.append(f"Error sending record to topic {topic} partition {partition}: {exc}")
+            return
+        msg = Message(topic=topic, partition=partition, key=key, value=value, headers=headers,
+                      timestamp=(TIMESTAMP_CREATE_TIME, timestamp), error=err)
+        self._on_delivery_error(err, msg)
+
     def _partition_count(self, topic: str) -> int | None:
         n = self.metadata.partitions.get(topic)
         if n is not None:
@@ -264,7 +319,7 @@ class StreamThread(threading.Thread):
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
         sub = self._subs[key[0]]
         assert self.producer is not None
-        collector = RecordCollector(self._partition_count, self.producer.produce)
+        collector = RecordCollector(self._partition_count, self._send_function(self.producer))
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
                           lag_provider=self._lag, wall_clock=_now_ms())
