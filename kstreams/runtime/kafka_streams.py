@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from kstreams.config import StreamsConfig
 from kstreams.errors import StreamsError, StreamThreadExceptionResponse
 from kstreams.runtime.clients import admin_config
-from kstreams.runtime.stream_thread import StreamThread, ThreadState
+from kstreams.runtime.stream_thread import PartitionBuffer, StreamThread, ThreadState
 from kstreams.runtime.topics import prepare_topics
 from kstreams.state.directory import StateDirectory
 from kstreams.topology import Topology
@@ -237,6 +237,17 @@ class KafkaStreams:
                 out[f"{t.name}/{task.task_id}"] = {"process-total": float(task.processed_total),
                                                    "punctuate-total": float(task.punctuated_total),
                                                    "dropped-records-total": float(task.context.dropped_records)}
+        return out
+
+    def partition_buffers(self) -> dict[tuple[str, int], PartitionBuffer]:
+        """Back-pressure state of every input partition this instance has a task for, by
+        ``(topic, partition)``: a snapshot for monitoring and tests (see
+        :class:`~kstreams.runtime.stream_thread.PartitionBuffer`)."""
+        out: dict[tuple[str, int], PartitionBuffer] = {}
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            out.update(t.partition_buffers())
         return out
 
     @property

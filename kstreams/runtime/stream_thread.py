@@ -81,6 +81,25 @@ class _TaskEntry:
     running: bool = False
 
 
+@dataclass(frozen=True)
+class PartitionBuffer:
+    """Back-pressure state of one input partition of a stream thread (a snapshot).
+
+    ``buffered``: records waiting in the task's queue for the partition; ``paused``: fetching is
+    paused (the queue went over ``buffered.records.per.partition``, or the task is restoring);
+    ``pauses``/``resumes``: how often back-pressure paused the partition and resumed it once the
+    queue was drained to the limit; ``peak``: the largest queue size seen right after a consumed
+    batch was buffered, when it was over the limit (0 if it never was). A queue grows past the
+    limit by at most one consumed batch (``max.poll.records``) before fetching pauses.
+    """
+
+    buffered: int
+    paused: bool
+    pauses: int
+    resumes: int
+    peak: int
+
+
 class StreamThread(threading.Thread):
     """One stream thread of a :class:`~kstreams.runtime.KafkaStreams` instance."""
 
@@ -107,6 +126,9 @@ class StreamThread(threading.Thread):
         self.tasks: dict[tuple[int, int], _TaskEntry] = {}
         self._task_of_tp: dict[tuple[str, int], _TaskEntry] = {}
         self._paused: set[tuple[str, int]] = set()
+        self._bp_pauses: dict[tuple[str, int], int] = {}
+        self._bp_resumes: dict[tuple[str, int], int] = {}
+        self._bp_peak: dict[tuple[str, int], int] = {}
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
         self._last_commit = time.monotonic()
@@ -510,9 +532,13 @@ class StreamThread(threading.Thread):
             if entry is None:
                 continue  # revoked meanwhile
             size = entry.task.add_records(key[0], key[1], batch, True)
-            if size > self._buffer_limit and key not in self._paused:
-                self._paused.add(key)
-                to_pause.append(TopicPartition(*key))
+            if size > self._buffer_limit:
+                if size > self._bp_peak.get(key, 0):
+                    self._bp_peak[key] = size
+                if key not in self._paused:
+                    self._paused.add(key)
+                    self._bp_pauses[key] = self._bp_pauses.get(key, 0) + 1
+                    to_pause.append(TopicPartition(*key))
         if to_pause:
             assert self.consumer is not None
             self.consumer.pause(to_pause)
@@ -527,6 +553,7 @@ class StreamThread(threading.Thread):
                 continue
             if entry.task.queues[key].size() <= self._buffer_limit:
                 self._paused.discard(key)
+                self._bp_resumes[key] = self._bp_resumes.get(key, 0) + 1
                 resume.append(TopicPartition(*key))
         if resume:
             assert self.consumer is not None
@@ -677,5 +704,17 @@ class StreamThread(threading.Thread):
             "commit-total": s["commit"].total,
             "punctuate-rate": s["punctuate"].rate(),
             "poll-rate": s["poll"].rate(),
+            "poll-total": s["poll"].total,
             "records-lag-max": float(self._records_lag_max),
         }
+
+    def partition_buffers(self) -> dict[tuple[str, int], PartitionBuffer]:
+        """The back-pressure state of every input partition this thread has tasks for."""
+        out: dict[tuple[str, int], PartitionBuffer] = {}
+        for key, entry in list(self._task_of_tp.items()):
+            queue = entry.task.queues.get(key)
+            out[key] = PartitionBuffer(queue.size() if queue is not None else 0, key in self._paused,
+                                       self._bp_pauses.get(key, 0), self._bp_resumes.get(key, 0),
+                                       self._bp_peak.get(key, 0))
+        return out
+
