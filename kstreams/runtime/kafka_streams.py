@@ -4,7 +4,8 @@
 ``application.id``; any number of instances (processes, machines) share the work, one task per
 input partition of each sub-topology. State lives in LevelDB stores under ``state.dir``, backed
 by changelog topics, and moves with its task. See :mod:`kstreams.runtime.stream_thread` for
-the loop and the commit protocol.
+the loop and the commit protocol, and :mod:`kstreams.runtime.shutdown` for how an uncaught
+exception answered with ``SHUTDOWN_APPLICATION`` stops every instance of the application.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from confluent_kafka.admin import AdminClient
 from kstreams.config import StreamsConfig
 from kstreams.errors import StreamsError, StreamThreadExceptionResponse
 from kstreams.runtime.clients import admin_config
-from kstreams.runtime.stream_thread import StreamThread, ThreadState
+from kstreams.runtime.shutdown import ShutdownWatcher, request_shutdown
+from kstreams.runtime.stream_thread import PartitionBuffer, StreamThread, ThreadState
 from kstreams.runtime.topics import prepare_topics
 from kstreams.state.directory import StateDirectory
 from kstreams.topology import Topology
@@ -75,6 +77,7 @@ class KafkaStreams:
         self._metadata: Any = None
         self._closed = threading.Event()
         self._fatal: BaseException | None = None
+        self._watcher: ShutdownWatcher | None = None
 
     # -- configuration before start -----------------------------------------------------------------
 
@@ -90,8 +93,9 @@ class KafkaStreams:
 
     def set_uncaught_exception_handler(self, handler: Callable[[BaseException],
                                                                StreamThreadExceptionResponse]) -> None:
-        """Decide what happens when a stream thread dies: replace it, shut down this client, or the
-        application (every instance of this client's process; other instances are not reached)."""
+        """Decide what happens when a stream thread dies: replace it, shut down this client, or
+        shut down the application: every running instance of ``application.id``, wherever it
+        runs, closes to ERROR (see :mod:`kstreams.runtime.shutdown`)."""
         self._require_created("set_uncaught_exception_handler")
         self._exception_handler = handler
 
@@ -131,13 +135,18 @@ class KafkaStreams:
             admin = AdminClient(admin_config(self.config, f"{self.application_id}-admin"))
             self._metadata = prepare_topics(self.topology, self.config, admin)
             del admin
+            self._process_id = str(self._state_dir.process_id())
+            self._watcher = ShutdownWatcher(self.config, self._process_id, self._on_shutdown_request)
+            self._watcher.seek_to_end()
         except BaseException:
+            self._stop_watcher()
             self._state_dir.unlock()
             raise
-        self._process_id = str(self._state_dir.process_id())
-        self._set_state(State.REBALANCING)
-        for i in range(1, self.config["num.stream.threads"] + 1):
-            self._start_thread(i)
+        with self._lock:  # a shutdown request waits for every thread to be there to stop it
+            self._set_state(State.REBALANCING)
+            for i in range(1, self.config["num.stream.threads"] + 1):
+                self._start_thread(i)
+            self._watcher.start()
 
     def _start_thread(self, index: int) -> StreamThread:
         t = StreamThread(index, self.topology, self.config, self._metadata, self._process_id,
@@ -175,13 +184,36 @@ class KafkaStreams:
         log.error("Stream thread %s died (%r); shutting down this client (%s)", thread.name, exc, response.value)
         self._fatal = exc
         if self._set_state(State.PENDING_ERROR):
-            threading.Thread(target=self._shutdown_on_error, name=f"{self.application_id}-shutdown",
+            request = None
+            if response is StreamThreadExceptionResponse.SHUTDOWN_APPLICATION:
+                request = (thread.name, exc)
+            threading.Thread(target=self._shutdown_on_error, args=(request,), name=f"{self.application_id}-shutdown",
                              daemon=True).start()
 
-    def _shutdown_on_error(self) -> None:
+    def _on_shutdown_request(self, request: dict[str, Any]) -> None:
+        """The shutdown watcher read a request (from any instance, this one included)."""
+        if self._closed.is_set():
+            return
+        error = StreamsError(f"Shutdown of application {self.application_id} requested by process "
+                             f"{request.get('process')} (thread {request.get('thread')}): {request.get('error')}")
+        if self._set_state(State.PENDING_ERROR):
+            self._fatal = error
+            log.error("stream-client [%s] %s; shutting down this client", self.application_id, error)
+            threading.Thread(target=self._shutdown_on_error, args=(None,), name=f"{self.application_id}-shutdown",
+                             daemon=True).start()
+
+    def _shutdown_on_error(self, request: tuple[str, BaseException] | None) -> None:
+        if request is not None:  # tell the other instances first: ours stop meanwhile
+            request_shutdown(self.config, self._process_id, *request)
         self._stop_threads(60.0)
+        self._stop_watcher()
         self._state_dir.unlock()
         self._set_state(State.ERROR)
+
+    def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
 
     def _stop_threads(self, timeout: float | None) -> bool:
         with self._lock:
@@ -205,6 +237,7 @@ class KafkaStreams:
             return True
         self._set_state(State.PENDING_SHUTDOWN)
         stopped = self._stop_threads(timeout)
+        self._stop_watcher()
         self._state_dir.unlock()
         self._set_state(State.NOT_RUNNING)
         return stopped
@@ -237,6 +270,17 @@ class KafkaStreams:
                 out[f"{t.name}/{task.task_id}"] = {"process-total": float(task.processed_total),
                                                    "punctuate-total": float(task.punctuated_total),
                                                    "dropped-records-total": float(task.context.dropped_records)}
+        return out
+
+    def partition_buffers(self) -> dict[tuple[str, int], PartitionBuffer]:
+        """Back-pressure state of every input partition this instance has a task for, by
+        ``(topic, partition)``: a snapshot for monitoring and tests (see
+        :class:`~kstreams.runtime.stream_thread.PartitionBuffer`)."""
+        out: dict[tuple[str, int], PartitionBuffer] = {}
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            out.update(t.partition_buffers())
         return out
 
     @property

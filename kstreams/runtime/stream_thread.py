@@ -19,7 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
@@ -51,6 +60,7 @@ _COORDINATOR_MOVING_CODES = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_
                              KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT)
 _PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
+_MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
 
 
 class ThreadState(enum.Enum):
@@ -76,6 +86,25 @@ class _TaskEntry:
     partition: int
     restorers: list[StoreRestorer] = field(default_factory=list)
     running: bool = False
+
+
+@dataclass(frozen=True)
+class PartitionBuffer:
+    """Back-pressure state of one input partition of a stream thread (a snapshot).
+
+    ``buffered``: records waiting in the task's queue for the partition; ``paused``: fetching is
+    paused (the queue went over ``buffered.records.per.partition``, or the task is restoring);
+    ``pauses``/``resumes``: how often back-pressure paused the partition and resumed it once the
+    queue was drained to the limit; ``peak``: the largest queue size seen right after a consumed
+    batch was buffered, when it was over the limit (0 if it never was). A queue grows past the
+    limit by at most one consumed batch (``max.poll.records``) before fetching pauses.
+    """
+
+    buffered: int
+    paused: bool
+    pauses: int
+    resumes: int
+    peak: int
 
 
 class StreamThread(threading.Thread):
@@ -104,6 +133,9 @@ class StreamThread(threading.Thread):
         self.tasks: dict[tuple[int, int], _TaskEntry] = {}
         self._task_of_tp: dict[tuple[str, int], _TaskEntry] = {}
         self._paused: set[tuple[str, int]] = set()
+        self._bp_pauses: dict[tuple[str, int], int] = {}
+        self._bp_resumes: dict[tuple[str, int], int] = {}
+        self._bp_peak: dict[tuple[str, int], int] = {}
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
         self._last_commit = time.monotonic()
@@ -239,6 +271,52 @@ class StreamThread(threading.Thread):
                 return
         self._production_errors.append(text)
 
+    def _send_function(self, producer: Producer) -> Callable[..., None]:
+        """``producer.produce`` for a task's collector, with the errors that ``produce()`` raises
+        at once handled like Kafka Streams handles send errors: a full producer queue waits for
+        deliveries (Java's ``send`` blocks up to ``max.block.ms``), and a record the client refuses
+        (larger than ``message.max.bytes``, unknown partition) goes to the production exception
+        handler like a failed delivery."""
+        produce = producer.produce
+
+        def send(topic: str, value: bytes | None, key: bytes | None, partition: int, callback: Any,
+                 on_delivery: Any, timestamp: int, headers: Any) -> None:
+            try:
+                produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)
+            except BufferError:
+                deadline = time.monotonic() + _MAX_BLOCK_S
+                while True:
+                    producer.poll(0.05)  # serves delivery reports: that frees room in the queue
+                    try:
+                        produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)
+                        return
+                    except BufferError:
+                        if time.monotonic() < deadline:
+                            continue
+                        exc = KafkaException(KafkaError(KafkaError._QUEUE_FULL,
+                                                        f"producer queue still full after {_MAX_BLOCK_S:.0f} s"))
+                    except KafkaException as refused:
+                        exc = refused
+                    self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
+                    return
+            except KafkaException as exc:
+                self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
+
+        return send
+
+    def _on_send_error(self, exc: KafkaException, topic: str, partition: int, key: bytes | None,
+                       value: bytes | None, timestamp: int, headers: Any) -> None:
+        """``produce()`` refused a record: the same handling as a failed delivery, unless the
+        error concerns the producer rather than the record (fatal, fenced, wrong state)."""
+        err = exc.args[0] if exc.args else None
+        if not isinstance(err, KafkaError) or err.fatal() or err.code() in _MIGRATED_CODES \
+                or err.code() == KafkaError._STATE:
+            self._production_errors.append(f"Error sending record to topic {topic} partition {partition}: {exc}")
+            return
+        msg = Message(topic=topic, partition=partition, key=key, value=value, headers=headers,
+                      timestamp=(TIMESTAMP_CREATE_TIME, timestamp), error=err)
+        self._on_delivery_error(err, msg)
+
     def _partition_count(self, topic: str) -> int | None:
         n = self.metadata.partitions.get(topic)
         if n is not None:
@@ -259,6 +337,9 @@ class StreamThread(threading.Thread):
             sub = self._sub_of_topic[tp.topic]
             by_task.setdefault((sub.id, tp.partition), []).append((tp.topic, tp.partition))
         consumer.assign(partitions)
+        # librdkafka keeps a partition paused across its revocation and reassignment, but this
+        # thread forgot the pause with the task it closed: a new assignment starts unpaused
+        consumer.resume(partitions)
         committed = {(tp.topic, tp.partition): tp for tp in self._committed_offsets(consumer, partitions)}
         to_pause: list[TopicPartition] = []
         for key, tps in sorted(by_task.items()):
@@ -272,6 +353,8 @@ class StreamThread(threading.Thread):
             consumer.pause(to_pause)
         self._assign_failing_since = None
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
+        if not by_task:  # no task to start: the thread runs, idle (more members than tasks)
+            self._set_state(ThreadState.RUNNING)
 
     def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """The group's committed offsets (with their metadata), retried while the error is
@@ -292,7 +375,7 @@ class StreamThread(threading.Thread):
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
         sub = self._subs[key[0]]
         assert self.producer is not None
-        collector = RecordCollector(self._partition_count, self.producer.produce)
+        collector = RecordCollector(self._partition_count, self._send_function(self.producer))
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
                           lag_provider=self._lag, wall_clock=_now_ms())
@@ -553,9 +636,13 @@ class StreamThread(threading.Thread):
             if entry is None:
                 continue  # revoked meanwhile
             size = entry.task.add_records(key[0], key[1], batch, True)
-            if size > self._buffer_limit and key not in self._paused:
-                self._paused.add(key)
-                to_pause.append(TopicPartition(*key))
+            if size > self._buffer_limit:
+                if size > self._bp_peak.get(key, 0):
+                    self._bp_peak[key] = size
+                if key not in self._paused:
+                    self._paused.add(key)
+                    self._bp_pauses[key] = self._bp_pauses.get(key, 0) + 1
+                    to_pause.append(TopicPartition(*key))
         if to_pause:
             assert self.consumer is not None
             self.consumer.pause(to_pause)
@@ -570,6 +657,7 @@ class StreamThread(threading.Thread):
                 continue
             if entry.task.queues[key].size() <= self._buffer_limit:
                 self._paused.discard(key)
+                self._bp_resumes[key] = self._bp_resumes.get(key, 0) + 1
                 resume.append(TopicPartition(*key))
         if resume:
             assert self.consumer is not None
@@ -642,6 +730,8 @@ class StreamThread(threading.Thread):
             remaining = self.producer.flush(60)
             if remaining:
                 raise StreamsError(f"{remaining} records were not delivered within 60 s")
+            if self._production_errors:  # never commit past a record whose output was lost
+                raise StreamsError("; ".join(self._production_errors[:3]))
             if offsets:
                 try:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -742,5 +832,17 @@ class StreamThread(threading.Thread):
             "commit-total": s["commit"].total,
             "punctuate-rate": s["punctuate"].rate(),
             "poll-rate": s["poll"].rate(),
+            "poll-total": s["poll"].total,
             "records-lag-max": float(self._records_lag_max),
         }
+
+    def partition_buffers(self) -> dict[tuple[str, int], PartitionBuffer]:
+        """The back-pressure state of every input partition this thread has tasks for."""
+        out: dict[tuple[str, int], PartitionBuffer] = {}
+        for key, entry in list(self._task_of_tp.items()):
+            queue = entry.task.queues.get(key)
+            out[key] = PartitionBuffer(queue.size() if queue is not None else 0, key in self._paused,
+                                       self._bp_pauses.get(key, 0), self._bp_resumes.get(key, 0),
+                                       self._bp_peak.get(key, 0))
+        return out
+

@@ -4,7 +4,9 @@
 * the sources of one sub-topology must have equal partition counts (co-partitioning: task p
   reads partition p of each), since assignment is by partition ranges;
 * each changelog topic ``<application.id>-<store>-changelog`` is created compacted with as many
-  partitions as its sub-topology has tasks, or validated if it exists.
+  partitions as its sub-topology has tasks, or validated if it exists;
+* the control topic ``<application.id>-shutdown`` (one partition, compacted) is created for
+  application-wide shutdown requests (see :mod:`kstreams.runtime.shutdown`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from kstreams.config import StreamsConfig
 from kstreams.errors import StreamsError
+from kstreams.runtime.shutdown import shutdown_topic
 from kstreams.tasks import changelog_topic
 from kstreams.topology import Topology
 
@@ -49,7 +52,8 @@ def _list_partitions(admin: AdminClient, topics: list[str], timeout: float) -> d
 
 def prepare_topics(topology: Topology, config: StreamsConfig, admin: AdminClient,
                    timeout: float = 30.0) -> TopologyMetadata:
-    """Check sources, create or validate changelogs; returns the partition layout."""
+    """Check sources, create or validate changelogs, create the shutdown topic; returns the
+    partition layout."""
     app = config["application.id"]
     subs = topology.subtopologies()
     sources = topology.source_topics()
@@ -81,9 +85,11 @@ def prepare_topics(topology: Topology, config: StreamsConfig, admin: AdminClient
             topic_config.update(config.topic_config())
             topic_config.update(builder.log_config)
             wanted[topic] = (tasks[sub.id], topic_config)
+    control = shutdown_topic(app)  # only its partition 0 is used: any partition count will do
+    wanted[control] = (1, {"cleanup.policy": "compact", **config.topic_config()})
     existing = _list_partitions(admin, list(wanted), timeout)
     for topic, (n, _) in wanted.items():
-        if topic in existing and existing[topic] != n:
+        if topic in existing and existing[topic] != n and topic != control:
             raise StreamsError(f"Existing internal topic {topic} has {existing[topic]} partitions; expected {n} "
                                f"(one per task of its sub-topology). Delete it or fix the source topics.")
     to_create = [NewTopic(t, num_partitions=n, replication_factor=config["replication.factor"], config=c)
@@ -92,7 +98,7 @@ def prepare_topics(topology: Topology, config: StreamsConfig, admin: AdminClient
         # librdkafka's mock cluster names a controller that does not exist: CreateTopics can only
         # time out there, but the cluster auto-creates topics on first use
         for t in to_create:
-            if not _auto_created(config, t.topic, t.num_partitions, timeout):
+            if not _auto_created(config, t.topic, None if t.topic == control else t.num_partitions, timeout):
                 raise StreamsError(f"Could not create internal topic {t.topic}: the cluster has no controller and "
                                    f"did not auto-create it with {t.num_partitions} partitions")
         to_create = []
@@ -101,17 +107,17 @@ def prepare_topics(topology: Topology, config: StreamsConfig, admin: AdminClient
         for topic, future in futures.items():
             try:
                 future.result()
-                log.info("Created changelog topic %s", topic)
+                log.info("Created internal topic %s", topic)
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" in str(exc):
                     continue
-                if not _auto_created(config, topic, wanted[topic][0], timeout):
+                if not _auto_created(config, topic, None if topic == control else wanted[topic][0], timeout):
                     raise StreamsError(f"Could not create internal topic {topic}: {exc}") from exc
                 log.warning("CreateTopics failed (%s); the cluster auto-created %s with the expected partitions",
                             exc, topic)
         _wait_for_topics(admin, [t.topic for t in to_create], timeout)
     partitions = dict(found)
-    partitions.update({t: n for t, (n, _) in wanted.items()})
+    partitions.update({t: n for t, (n, _) in wanted.items() if t != control})
     return TopologyMetadata(partitions, tasks, changelogs)
 
 
@@ -120,15 +126,17 @@ def _has_controller(admin: AdminClient, timeout: float) -> bool:
     return md.controller_id in md.brokers
 
 
-def _auto_created(config: StreamsConfig, topic: str, partitions: int, timeout: float) -> bool:
+def _auto_created(config: StreamsConfig, topic: str, partitions: int | None, timeout: float) -> bool:
     """For clusters without CreateTopics (librdkafka's mock cluster): ask for the topic's metadata
-    with auto-creation allowed; True if it then exists with ``partitions`` partitions."""
+    with auto-creation allowed; True if it then exists with ``partitions`` partitions (any number
+    if None)."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": config["bootstrap.servers"]})
     md = producer.list_topics(topic, timeout=timeout)
     tm = md.topics.get(topic)
-    return tm is not None and tm.error is None and len(tm.partitions) == partitions
+    return tm is not None and tm.error is None and len(tm.partitions) > 0 and \
+        (partitions is None or len(tm.partitions) == partitions)
 
 
 def _wait_for_topics(admin: AdminClient, topics: list[str], timeout: float) -> None:
