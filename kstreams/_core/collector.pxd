@@ -6,6 +6,7 @@ cpdef int murmur2_partition(bytes key, int num_partitions)
 cdef class RecordCollector:
     cdef public list buffer
     cdef public object produce
+    cdef public object on_produce_error
     cdef dict _partition_counts
     cdef object _partition_count_lookup
     cdef dict _null_key_counters

@@ -71,11 +71,16 @@ class RecordCollector:
 
     ``partition_count_lookup(topic) -> int`` tells how many partitions a topic has; answers are
     cached. ``produce``: ``None`` to buffer, or a function called for every record.
+    ``on_produce_error(exc, topic, value, key, partition, timestamp, headers)``, if given, is
+    called when ``produce`` raises (a full queue, a record the client refuses) and decides: it
+    returns (the record is handled) or raises. The hot path stays one direct ``produce`` call.
     """
 
-    def __init__(self, partition_count_lookup: object, produce: object = None) -> None:
+    def __init__(self, partition_count_lookup: object, produce: object = None,
+                 on_produce_error: object = None) -> None:
         self.buffer = []
         self.produce = produce
+        self.on_produce_error = on_produce_error
         self._partition_counts = {}
         self._partition_count_lookup = partition_count_lookup
         self._null_key_counters = {}
@@ -92,7 +97,13 @@ class RecordCollector:
         if self.produce is None:
             self.buffer.append((topic, partition, key, value, timestamp, headers))
         else:
-            self.produce(topic, value, key, partition, None, None, timestamp, list(headers) if headers else None)
+            hdrs = list(headers) if headers else None
+            try:
+                self.produce(topic, value, key, partition, None, None, timestamp, hdrs)
+            except Exception as exc:
+                if self.on_produce_error is None:
+                    raise
+                self.on_produce_error(exc, topic, value, key, partition, timestamp, hdrs)
 
     def partition_count(self, topic: str) -> cython.int:
         """Number of partitions of ``topic`` (looked up once, then cached)."""

@@ -271,38 +271,32 @@ class StreamThread(threading.Thread):
                 return
         self._production_errors.append(text)
 
-    def _send_function(self, producer: Producer) -> Callable[..., None]:
-        """``producer.produce`` for a task's collector, with the errors that ``produce()`` raises
-        at once handled like Kafka Streams handles send errors: a full producer queue waits for
-        deliveries (Java's ``send`` blocks up to ``max.block.ms``), and a record the client refuses
-        (larger than ``message.max.bytes``, unknown partition) goes to the production exception
-        handler like a failed delivery."""
-        produce = producer.produce
-
-        def send(topic: str, value: bytes | None, key: bytes | None, partition: int, callback: Any,
-                 on_delivery: Any, timestamp: int, headers: Any) -> None:
-            try:
-                produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)
-            except BufferError:
-                deadline = time.monotonic() + _MAX_BLOCK_S
-                while True:
-                    producer.poll(0.05)  # serves delivery reports: that frees room in the queue
-                    try:
-                        produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)
-                        return
-                    except BufferError:
-                        if time.monotonic() < deadline:
-                            continue
-                        exc = KafkaException(KafkaError(KafkaError._QUEUE_FULL,
-                                                        f"producer queue still full after {_MAX_BLOCK_S:.0f} s"))
-                    except KafkaException as refused:
-                        exc = refused
-                    self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
+    def _on_produce_error(self, exc: Exception, topic: str, value: bytes | None, key: bytes | None,
+                          partition: int, timestamp: int, headers: Any) -> None:
+        """``produce()`` raised for a record (the collector calls this; the hot path stays a
+        direct ``produce`` call). Handled like Kafka Streams handles send errors: a full
+        producer queue waits for deliveries (Java's ``send`` blocks up to ``max.block.ms``), and
+        a record the client refuses (larger than ``message.max.bytes``, unknown partition) goes
+        to the production exception handler like a failed delivery."""
+        producer = self.producer
+        if isinstance(exc, BufferError) and producer is not None:
+            deadline = time.monotonic() + _MAX_BLOCK_S
+            while True:
+                producer.poll(0.05)  # serves delivery reports: that frees room in the queue
+                try:
+                    producer.produce(topic, value, key, partition, None, None, timestamp, headers)
                     return
-            except KafkaException as exc:
-                self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
-
-        return send
+                except BufferError:
+                    if time.monotonic() < deadline:
+                        continue
+                    exc = KafkaException(KafkaError(KafkaError._QUEUE_FULL,
+                                                    f"producer queue still full after {_MAX_BLOCK_S:.0f} s"))
+                except KafkaException as refused:
+                    exc = refused
+                break
+        if not isinstance(exc, KafkaException):
+            raise exc
+        self._on_send_error(exc, topic, partition, key, value, timestamp, headers)
 
     def _on_send_error(self, exc: KafkaException, topic: str, partition: int, key: bytes | None,
                        value: bytes | None, timestamp: int, headers: Any) -> None:
@@ -375,7 +369,7 @@ class StreamThread(threading.Thread):
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
         sub = self._subs[key[0]]
         assert self.producer is not None
-        collector = RecordCollector(self._partition_count, self._send_function(self.producer))
+        collector = RecordCollector(self._partition_count, self.producer.produce, self._on_produce_error)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
                           lag_provider=self._lag, wall_clock=_now_ms())
