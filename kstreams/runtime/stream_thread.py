@@ -148,6 +148,7 @@ class StreamThread(threading.Thread):
         self.producer: Producer | None = None
         self.restore_consumer: Consumer | None = None
         self.admin: AdminClient | None = None
+        self._record_failed = False  # a record's output was lost and the production handler said FAIL
         self._production_errors: list[str] = []
         self._callback_error: BaseException | None = None
         self._txn_timeout = 60.0
@@ -269,6 +270,7 @@ class StreamThread(threading.Thread):
             if handler(ctx, msg, KafkaException(err)) is HandlerResponse.CONTINUE:
                 log.warning("%s: %s; dropped by the production exception handler", self.name, text)
                 return
+        self._record_failed = True
         self._production_errors.append(text)
 
     def _on_produce_error(self, exc: Exception, topic: str, value: bytes | None, key: bytes | None,
@@ -501,6 +503,15 @@ class StreamThread(threading.Thread):
                 except Exception as exc:
                     log.warning("%s: closing store %s of task %s: %r", self.name, store.name, entry.task.task_id, exc)
 
+    def _production_failure(self) -> StreamsError:
+        """What to raise for the production errors recorded: the thread fails when a record's
+        output was lost and the production handler said FAIL; under exactly_once_v2 an error of
+        the producer itself aborts the transaction and rewinds the tasks instead."""
+        errors, self._production_errors = self._production_errors, []
+        if self.eos and not self._record_failed:
+            return TaskMigratedError("; ".join(errors[:3]))
+        return StreamsError("; ".join(errors[:3]))
+
     def _handle_migrated(self) -> None:
         self._production_errors.clear()
         self._abort_transaction()
@@ -583,10 +594,7 @@ class StreamThread(threading.Thread):
     def _run_once(self) -> None:
         assert self.consumer is not None and self.producer is not None
         if self._production_errors:
-            if self.eos:  # the transaction cannot commit: abort it and rewind the tasks
-                errors, self._production_errors = self._production_errors, []
-                raise TaskMigratedError("; ".join(errors[:3]))
-            raise StreamsError("; ".join(self._production_errors[:3]))
+            raise self._production_failure()
         busy = self._restoring or any(e.running and e.task.has_buffered() for e in self.tasks.values())
         t0 = time.perf_counter()
         msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
@@ -713,6 +721,8 @@ class StreamThread(threading.Thread):
             for (topic, partition), (offset, ptime) in e.task.committable_offsets().items():
                 offsets.append(TopicPartition(topic, partition, offset, metadata=encode_partition_time(ptime)))
         if self.eos:
+            if self._production_errors:  # never commit past a record whose output was lost
+                raise self._production_failure()
             if not self._txn_open:
                 self._txn_call(self.producer.begin_transaction)
                 self._txn_open = True
@@ -725,7 +735,7 @@ class StreamThread(threading.Thread):
             if remaining:
                 raise StreamsError(f"{remaining} records were not delivered within 60 s")
             if self._production_errors:  # never commit past a record whose output was lost
-                raise StreamsError("; ".join(self._production_errors[:3]))
+                raise self._production_failure()
             if offsets:
                 try:
                     self.consumer.commit(offsets=offsets, asynchronous=False)

@@ -359,13 +359,17 @@ def test_co_partitioned_sources_meet_in_one_task_across_threads(kafka, tmp_path)
     a, b = kafka.create_topic(kafka.unique_name("a"), 4), kafka.create_topic(kafka.unique_name("b"), 4)
     out = kafka.create_topic(kafka.unique_name("out"), 1)
     keys = [f"k{i}" for i in range(40)]
-    produce(kafka.bootstrap, a, [(k, "x") for k in keys])
-    produce(kafka.bootstrap, b, [(k, "y") for k in keys])
     s = {"key_serde": serdes.STRING, "value_serde": serdes.STRING}
     topology = (Topology().add_source("sa", [a], **s).add_source("sb", [b], **s)
                 .add_processor("where", TaskOfKey, "sa", "sb").add_sink("sink", out, "where", **s))
     with KafkaStreams(topology, config(kafka, kafka.unique_name("app"), tmp_path, **{"num.stream.threads": 2})) as app:
         app.start()
+        # produce once both threads have tasks: the first thread to join could otherwise take
+        # every task and process everything before the second one joins
+        run_until(app, lambda: app.state is State.RUNNING
+                  and len({name.split("/")[0] for name in app.metrics() if "/" in name}) == 2)
+        produce(kafka.bootstrap, a, [(k, "x") for k in keys])
+        produce(kafka.bootstrap, b, [(k, "y") for k in keys])
         got = consume_all(kafka.bootstrap, out, 80, quiet=0.5)
     seen: dict[str, set[str]] = {}
     topics_seen: dict[str, set[str]] = {}
