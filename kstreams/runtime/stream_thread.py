@@ -155,6 +155,7 @@ class StreamThread(threading.Thread):
         self._assign_failing_since: float | None = None
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
+        self._processed_last = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -595,7 +596,10 @@ class StreamThread(threading.Thread):
         assert self.consumer is not None and self.producer is not None
         if self._production_errors:
             raise self._production_failure()
-        busy = self._restoring or any(e.running and e.task.has_buffered() for e in self.tasks.values())
+        # poll without waiting while restoring or while the last round processed records; records
+        # that cannot be processed yet (a task idling for max.task.idle.ms) must not spin a core
+        busy = self._restoring or (self._processed_last > 0
+                                   and any(e.running and e.task.has_buffered() for e in self.tasks.values()))
         t0 = time.perf_counter()
         msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
         self.sensors["poll"].record(1, time.perf_counter() - t0)
@@ -613,6 +617,7 @@ class StreamThread(threading.Thread):
         for entry in list(self.tasks.values()):
             if entry.running:
                 processed += entry.task.process(_PROCESS_BUDGET, now)
+        self._processed_last = processed
         if processed:
             self.sensors["process"].record(processed, time.perf_counter() - t1)
         self.producer.poll(0)

@@ -143,8 +143,10 @@ def test_backpressure_pauses_a_full_partition_and_resumes_it_when_drained_also_a
         a.start()
         first = wait_until(lambda: paused_over(a, tp, limit), "the left partition to be paused", app=a)
         assert limit < first.buffered <= limit + batch and first.pauses == 1
-        polls = thread_metric(a, "poll-total")
+        polls, since = thread_metric(a, "poll-total"), time.monotonic()
         wait_until(lambda: thread_metric(a, "poll-total") >= polls + 50, "50 more polls while paused", app=a)
+        # nothing to process: each poll waits its poll.ms (100) instead of spinning a core
+        assert time.monotonic() - since >= 50 * 0.1 * 0.5, "the thread polls without waiting (a busy loop)"
         still = a.partition_buffers()[tp]
         assert still.paused and still.buffered == first.buffered, "records were fetched from a paused partition"
         assert thread_metric(a, "process-total") == 0
