@@ -216,13 +216,18 @@ def ensure_jars(timeout: float = FETCH_TIMEOUT) -> Path:
 
 
 def _cds_archive_path() -> Path:
-    """Where the archive for the current jars and ``java`` lives (its name keys both)."""
+    """Where the archive for the current jars and ``java`` lives (its name keys both).
+
+    The jars' directory is part of the key: the JVM refuses an archive dumped with another
+    class path, so a ``target`` directory copied from another checkout would otherwise keep an
+    archive no broker can use.
+    """
     java = Path(shutil.which("java") or "java").resolve()
     try:
         java_id = f"{java}:{java.stat().st_mtime_ns}"
     except OSError:
         java_id = str(java)
-    key = hashlib.sha256(f"{_STAMP.read_text()}\n{java_id}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{_STAMP.read_text()}\n{LIBS_DIR.resolve()}\n{java_id}".encode()).hexdigest()[:16]
     return CDS_DIR / f"kafka-{KAFKA_VERSION}-{key}.jsa"
 
 
