@@ -44,9 +44,9 @@ class InputProducer(threading.Thread):
 
     Idempotent with acks=all: a retry after a broker died cannot write a record twice (a plain
     producer can, and the count would then rightly see two inputs). Timestamps are the current
-    time: records dated 1970 are deleted by time retention as soon as their segment rolls, which
-    can happen in the middle of the test. ``delivered`` holds the acknowledged pairs; a failed
-    delivery is kept in ``errors`` (the test then fails: the input must be known exactly).
+    time (records dated 1970 are deleted by a broker's time retention, which the test cluster
+    turns off). ``delivered`` holds the acknowledged pairs; a failed delivery is kept in
+    ``errors`` (the test then fails: the input must be known exactly).
     """
 
     MAX_IN_FLIGHT = 5_000

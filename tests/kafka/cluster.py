@@ -44,7 +44,8 @@ auto-created (``auto.create.topics.enable=false``; create them with the admin
 client, as a Kafka Streams deployment would); ``default.replication.factor`` and the
 internal topics (``__consumer_offsets``, ``__transaction_state``, share-group state)
 use replication factor ``min(N, 3)`` and min ISR ``min(N, 2)`` with 10 partitions;
-the initial consumer-group rebalance delay is 0; a killed broker is fenced after 6 s.
+the initial consumer-group rebalance delay is 0; a killed broker is fenced after 6 s;
+nothing is deleted by time retention (tests date their records in 1970).
 """
 
 from __future__ import annotations
@@ -434,6 +435,9 @@ def broker_config(
         # Fence a killed broker (and move its leaderships) after 6 s instead of 9 s.
         "broker.heartbeat.interval.ms": "1000",
         "broker.session.timeout.ms": "6000",
+        # No time-based deletion: tests write records with synthetic timestamps (1970), and the
+        # first retention check (30 s after start, then every 5 min) deleted whole topics mid-test.
+        "log.retention.ms": "-1",
         # The log cleaner allocates this buffer on the heap at startup (default 128 MiB).
         "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
         "num.recovery.threads.per.data.dir": "1",
