@@ -64,6 +64,15 @@ _DEFINITIONS: dict[str, tuple[str, Any]] = {
     "topology.optimization": (_STR, "none"),
 }
 
+# Names Kafka Streams 4.x still accepts but deprecates (KIP-1056 dropped the "default." prefix of the
+# exception-handler keys; KIP-770 renamed the cache size). When both spellings are set the new one
+# wins and the old one is ignored with a warning, as in Java's StreamsConfig.
+_DEPRECATED_ALIASES = {
+    "default.deserialization.exception.handler": "deserialization.exception.handler",
+    "default.production.exception.handler": "production.exception.handler",
+    "cache.max.bytes.buffering": "statestore.cache.max.bytes",
+}
+
 _HANDLER_NAMES = {
     "fail": HandlerResponse.FAIL,
     "logandfailexceptionhandler": HandlerResponse.FAIL,
@@ -98,7 +107,7 @@ class StreamsConfig(Mapping[str, Any]):
     """
 
     def __init__(self, props: Mapping[str, Any] | None = None, *, require: tuple[str, ...] = ()) -> None:
-        props = dict(props or {})
+        props = _resolve_deprecated(dict(props or {}))
         self._explicit = set(props)
         values: dict[str, Any] = {k: d for k, (_, d) in _DEFINITIONS.items()}
         self._client: dict[str, Any] = {}
@@ -243,6 +252,20 @@ class StreamsConfig(Mapping[str, Any]):
         out = dict(self._values)
         out.update(self._client)
         return out
+
+
+def _resolve_deprecated(props: dict[Any, Any]) -> dict[Any, Any]:
+    """Rename deprecated keys to their current names; the current name wins when both are set."""
+    for old, new in _DEPRECATED_ALIASES.items():
+        if old not in props:
+            continue
+        value = props.pop(old)
+        if new in props:
+            log.warning("Both the deprecated %r and its replacement %r are set; %r is ignored", old, new, old)
+        else:
+            log.warning("Configuration %r is deprecated; use %r", old, new)
+            props[new] = value
+    return props
 
 
 def _always(response: HandlerResponse) -> Callable[..., HandlerResponse]:

@@ -66,3 +66,22 @@ def test_listeners_only_before_start():
     assert app.close() is True
     with pytest.raises(Exception, match="CREATED"):
         app.set_state_listener(lambda new, old: None)
+
+
+def test_deprecated_key_names_still_work(caplog):
+    from kstreams.errors import HandlerResponse
+
+    app = KafkaStreams(topology(), {**BASE, "default.production.exception.handler": "continue",
+                                    "default.deserialization.exception.handler": "LogAndContinueExceptionHandler",
+                                    "cache.max.bytes.buffering": 1234})
+    assert app.config.production_handler() is HandlerResponse.CONTINUE
+    assert app.config.deserialization_handler() is HandlerResponse.CONTINUE
+    assert app.config["statestore.cache.max.bytes"] == 1234
+    assert "'cache.max.bytes.buffering' is deprecated; use 'statestore.cache.max.bytes'" in caplog.text
+
+
+def test_new_key_name_wins_over_deprecated_one(caplog):
+    app = KafkaStreams(topology(), {**BASE, "default.production.exception.handler": "continue",
+                                    "production.exception.handler": "fail"})
+    assert app.config.production_handler is None  # "fail" is the built-in handler
+    assert "'default.production.exception.handler' is ignored" in caplog.text
