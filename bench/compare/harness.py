@@ -9,8 +9,9 @@ that interval:
 * ``cpu_s``: user + system CPU time of the system's processes (all their threads) from
   ``/proc/PID/stat``, sampled every 100 ms and interpolated at both ends; per million records
   in ``cpu_s_per_million`` (the broker's CPU over the same interval is ``broker_cpu_s``);
-* ``peak_rss_mb``: the processes' peak resident set size (``ru_maxrss`` from ``os.wait4``), summed
-  over the processes of the run.
+* ``peak_rss_mb``: the processes' peak resident set size (``VmHWM`` of ``/proc/PID/status``, read
+  with the CPU samples), summed over the processes of the run. Not ``ru_maxrss``: Linux carries
+  it across ``execve``, so a child started by a large parent reports at least the parent's peak.
 
 After the interval the run waits ``settle_s`` (late duplicates would show up), stops the system
 with SIGTERM (SIGKILL after ``stop_timeout_s``), reads the output topic to its end and verifies
@@ -190,12 +191,20 @@ class SystemProcess:
         self._log.close()
 
     @property
-    def peak_rss_mb(self) -> float | None:
-        return None if self.rusage is None else self.rusage.ru_maxrss / 1024.0
-
-    @property
     def cpu_total_s(self) -> float | None:
         return None if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
+
+
+def proc_peak_rss_kb(pid: int) -> int | None:
+    """Peak resident set size of process ``pid`` since its ``execve`` (``VmHWM``), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def proc_cpu_seconds(pid: int) -> float | None:
@@ -209,7 +218,8 @@ def proc_cpu_seconds(pid: int) -> float | None:
 
 
 class CpuSampler(threading.Thread):
-    """Samples the CPU time of the system's processes (and the broker's) every ``interval`` s."""
+    """Samples the CPU time of the system's processes (and the broker's) every ``interval`` s,
+    and the system processes' peak RSS."""
 
     def __init__(self, pids: list[int], broker_pids: list[int], interval: float = 0.1) -> None:
         super().__init__(name="cpu-sampler", daemon=True)
@@ -220,6 +230,7 @@ class CpuSampler(threading.Thread):
         self.system: list[float] = []
         self.broker: list[float] = []
         self._last: dict[int, float] = {}
+        self.peak_rss_kb: dict[int, int] = {}
         self._stop_event = threading.Event()
 
     def _total(self, pids: list[int]) -> float:
@@ -236,6 +247,10 @@ class CpuSampler(threading.Thread):
         """Take one sample now."""
         self.times.append(time.time())
         self.system.append(self._total(self.pids))
+        for pid in self.pids:
+            peak = proc_peak_rss_kb(pid)
+            if peak is not None and peak > self.peak_rss_kb.get(pid, 0):
+                self.peak_rss_kb[pid] = peak
         self.broker.append(self._total(self.broker_pids))
 
     def run(self) -> None:
@@ -388,7 +403,7 @@ def _measure(result: RunResult, processes: list[SystemProcess], observer: Output
     result.exit_codes = [p.returncode for p in processes]
     result.stop_clean = not any(p.killed for p in processes)
     result.settings = [p.settings or {} for p in processes]
-    peaks = [p.peak_rss_mb for p in processes]
+    peaks = [sampler.peak_rss_kb[p.pid] / 1024.0 if p.pid in sampler.peak_rss_kb else None for p in processes]
     result.process_peak_rss_mb = [round(v, 1) for v in peaks if v is not None]
     result.peak_rss_mb = round(sum(result.process_peak_rss_mb), 1) if result.process_peak_rss_mb else None
     result.process_cpu_total_s = [round(v, 2) for p in processes if (v := p.cpu_total_s) is not None]
