@@ -58,6 +58,12 @@ _MIGRATED_CODES = (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaE
 _COORDINATOR_MOVING_CODES = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
                              KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._WAIT_COORD, KafkaError._TIMED_OUT,
                              KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT)
+# Delivery errors Kafka Streams' default production handler answers with RETRY (the task is
+# rewound to its last commit and processes the records again) instead of FAIL.
+_RETRIABLE_DELIVERY_CODES = frozenset((
+    KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.NETWORK_EXCEPTION, KafkaError.KAFKA_STORAGE_ERROR))
 _PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
 _MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
@@ -149,7 +155,11 @@ class StreamThread(threading.Thread):
         self.restore_consumer: Consumer | None = None
         self.admin: AdminClient | None = None
         self._record_failed = False  # a record's output was lost and the production handler said FAIL
+        self._producer_failed = False  # the producer itself failed (fatal, fenced, wrong state)
         self._production_errors: list[str] = []
+        # exactly_once_v2: the first record of the open transaction that could not be delivered
+        # (whatever the handler answered): librdkafka can then only abort the transaction
+        self._txn_record_error: str | None = None
         self._callback_error: BaseException | None = None
         self._txn_timeout = 60.0
         self._assign_failing_since: float | None = None
@@ -254,17 +264,25 @@ class StreamThread(threading.Thread):
 
     def _on_client_error(self, err: KafkaError) -> None:
         if err.fatal():
+            self._producer_failed = True
             self._production_errors.append(f"fatal client error: {err}")
         else:
             log.debug("%s: client error %s", self.name, err)
 
     def _on_delivery_error(self, err: KafkaError | None, msg: Any) -> None:
         """Delivery reports come only for failures (``delivery.report.only.error``); the
-        production exception handler decides: continue (drop the record) or fail the thread."""
+        production exception handler decides: continue (drop the record) or fail the thread.
+        Without a handler, a retriable error (a timeout, a leader moving) rewinds the tasks to
+        their last commit, as Kafka Streams' default handler does with RETRY."""
         if err is None:
             return
         text = f"Error sending record to topic {msg.topic()} partition {msg.partition()}: {err}"
         handler = self.config.production_handler
+        if handler is None and err.code() in _RETRIABLE_DELIVERY_CODES:
+            self._production_errors.append(text)
+            return
+        if self.eos and self._txn_record_error is None:
+            self._txn_record_error = text
         if handler is not None:
             ctx = ErrorHandlerContext(msg.topic(), msg.partition(), -1, tuple(msg.headers() or ()), None, "",
                                       msg.timestamp()[1])
@@ -308,6 +326,7 @@ class StreamThread(threading.Thread):
         err = exc.args[0] if exc.args else None
         if not isinstance(err, KafkaError) or err.fatal() or err.code() in _MIGRATED_CODES \
                 or err.code() == KafkaError._STATE:
+            self._producer_failed = True
             self._production_errors.append(f"Error sending record to topic {topic} partition {partition}: {exc}")
             return
         msg = Message(topic=topic, partition=partition, key=key, value=value, headers=headers,
@@ -506,15 +525,17 @@ class StreamThread(threading.Thread):
 
     def _production_failure(self) -> StreamsError:
         """What to raise for the production errors recorded: the thread fails when a record's
-        output was lost and the production handler said FAIL; under exactly_once_v2 an error of
-        the producer itself aborts the transaction and rewinds the tasks instead."""
+        output was lost and the production handler said FAIL; a retriable delivery error, or
+        under exactly_once_v2 an error of the producer itself, aborts the transaction and
+        rewinds the tasks instead."""
         errors, self._production_errors = self._production_errors, []
-        if self.eos and not self._record_failed:
+        if not self._record_failed and (self.eos or not self._producer_failed):
             return TaskMigratedError("; ".join(errors[:3]))
         return StreamsError("; ".join(errors[:3]))
 
     def _handle_migrated(self) -> None:
         self._production_errors.clear()
+        self._producer_failed = False  # under exactly_once_v2 the producer is replaced below
         self._abort_transaction()
         self._close_tasks(list(self.tasks), clean=False)
         assert self.consumer is not None
@@ -573,6 +594,7 @@ class StreamThread(threading.Thread):
             # delivery failures reported while aborting (timed-out or purged records) belong to the
             # aborted transaction: they must not fail the next one
             self._production_errors.clear()
+        self._txn_record_error = None
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -735,6 +757,7 @@ class StreamThread(threading.Thread):
                 self._txn_call(self._send_offsets, offsets, self.consumer.consumer_group_metadata())
             self._txn_call(self.producer.commit_transaction, 60)
             self._txn_open = False
+            self._txn_record_error = None
         else:
             remaining = self.producer.flush(60)
             if remaining:
@@ -787,6 +810,13 @@ class StreamThread(threading.Thread):
                     log.info("%s: %s failed with a retriable error (%s); retrying", self.name, fn.__name__, err)
                     time.sleep(0.2)
                     continue
+                if err.txn_requires_abort() and self._txn_record_error is not None:
+                    # Rewinding would send the same record again and fail again, forever. Kafka
+                    # Streams' thread dies here too ("Error encountered trying to commit a
+                    # transaction"), whatever the production handler answered for the record.
+                    raise StreamsError(f"{fn.__name__} failed: {err}. The transaction holds a record that could not "
+                                       f"be delivered ({self._txn_record_error}); under exactly_once_v2 it can only "
+                                       f"be aborted, so the stream thread stops") from exc
                 if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
                     raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
                 raise

@@ -314,10 +314,8 @@ def test_production_handler_continue_drops_refused_records_and_the_application_k
     assert len(calls[0][1].value()) == 200_000 and len(calls[1][1].value()) == 1_100_000
 
 
-# Under exactly_once_v2 a record the broker refuses makes librdkafka's transaction abortable: the
-# task is rewound and the record refused again, whatever the handler says (not covered here).
 @pytest.mark.parametrize(("value", "guarantee"), [("big", "at_least_once"), ("huge", "at_least_once"),
-                                                  ("huge", "exactly_once_v2")])
+                                                  ("big", "exactly_once_v2"), ("huge", "exactly_once_v2")])
 def test_production_handler_fail_stops_the_thread_naming_the_topic_without_committing_past_it(kafka, tmp_path,
                                                                                                 value, guarantee):
     src, out, topology = inflate_app(kafka)
@@ -330,6 +328,22 @@ def test_production_handler_fail_stops_the_thread_naming_the_topic_without_commi
     assert out in str(app.fatal_error) and "too large" in str(app.fatal_error).lower()
     # at least once: the refused record is processed again by the next run
     assert committed_offset(kafka, app_id, src) <= 20
+
+
+def test_exactly_once_a_record_the_broker_refuses_stops_the_thread_even_if_the_handler_continues(kafka, tmp_path):
+    """librdkafka makes the transaction abortable; rewinding would refuse the record again
+    forever. As in Kafka Streams, the thread stops at the commit and nothing of the transaction
+    becomes visible."""
+    src, out, topology = inflate_app(kafka)
+    app_id = kafka.unique_name("app")
+    produce(kafka.bootstrap, src, [("k-bad", "big")] + [(f"k{i}", f"g{i}") for i in range(20)])
+    props = {"processing.guarantee": "exactly_once_v2", "production.exception.handler": "continue"}
+    with KafkaStreams(topology, config(kafka, app_id, tmp_path, **props)) as app:
+        app.start()
+        assert app.wait_for_state(State.ERROR, timeout=30)
+    assert "can only be aborted" in str(app.fatal_error) and out in str(app.fatal_error)
+    assert committed_offset(kafka, app_id, src) <= 0
+    assert consume_all(kafka.bootstrap, out, 0, quiet=3.0) == []
 
 
 def test_a_full_producer_queue_waits_for_room_instead_of_failing(kafka, tmp_path):
