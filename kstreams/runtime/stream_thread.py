@@ -592,8 +592,9 @@ class StreamThread(threading.Thread):
                 log.warning("%s: abort_transaction failed: %s", self.name, exc)
             self._txn_open = False
             # delivery failures reported while aborting (timed-out or purged records) belong to the
-            # aborted transaction: they must not fail the next one
+            # aborted transaction, whose records are processed again: they must not fail the next one
             self._production_errors.clear()
+            self._record_failed = False
         self._txn_record_error = None
 
     # -- the loop -----------------------------------------------------------------------------------

@@ -76,3 +76,23 @@ def test_exactly_once_abortable_commit_without_a_failed_record_rewinds():
     _report(thread, KafkaError._MSG_TIMED_OUT)  # retried by rewinding, not a failed record
     with pytest.raises(TaskMigratedError):
         thread._txn_call(_abortable_commit)
+
+
+class _AbortingProducer:
+    """Reports its purged record as failed while aborting, as librdkafka does."""
+
+    def __init__(self, thread: StreamThread) -> None:
+        self.thread = thread
+
+    def abort_transaction(self, _timeout: float) -> None:
+        _report(self.thread, KafkaError._PURGE_QUEUE)
+
+
+def test_records_purged_by_an_abort_do_not_fail_the_next_transaction():
+    thread = _thread("exactly_once_v2")
+    thread.producer = _AbortingProducer(thread)
+    thread._txn_open = True
+    thread._abort_transaction()
+    assert not thread._production_errors and thread._txn_record_error is None
+    _report(thread, KafkaError._MSG_TIMED_OUT)
+    assert isinstance(thread._production_failure(), TaskMigratedError)
