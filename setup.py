@@ -7,10 +7,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 CORE_MODULES = ["record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore"]
+# The direct librdkafka client paths: C only (Cython .pyx), librdkafka bound at run time.
+CLIENT_MODULES = ["rdkafka", "fetcher", "producer"]
 
 extensions = [
     Extension(f"kstreams._core.{name}", [f"kstreams/_core/{name}.py"], extra_compile_args=["-O3"])
     for name in CORE_MODULES
+] + [
+    Extension(f"kstreams._core.{name}", [f"kstreams/_core/{name}.pyx"], extra_compile_args=["-O3"],
+              libraries=["dl"])
+    for name in CLIENT_MODULES
 ]
 
 setup(

@@ -32,6 +32,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
+from kstreams._core.fetcher import Fetcher
+from kstreams._core.producer import RdKafkaProducer
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
 from kstreams.errors import ErrorHandlerContext, HandlerResponse, StreamsError, TaskMigratedError
 from kstreams.runtime.changelog_ends import ChangelogEnds
@@ -83,6 +85,14 @@ class ThreadState(enum.Enum):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _as_tuples(msgs: list[Message]) -> tuple[dict[tuple[str, int], list[Any]], list[KafkaError]]:
+    """``group_messages`` with each message as the raw record tuple the fetcher produces, so a
+    task queue never mixes the two forms."""
+    by_tp, errors = group_messages(msgs)
+    return {tp: [(m.key(), m.value(), m.timestamp()[1], m.offset(), None if m.headers() is None else
+                  tuple(m.headers())) for m in batch] for tp, batch in by_tp.items()}, errors
 
 
 @dataclass
@@ -151,7 +161,8 @@ class StreamThread(threading.Thread):
         self._poll_timeout = config["poll.ms"] / 1000.0
         self._max_poll = config["max.poll.records"]
         self.consumer: Consumer | None = None
-        self.producer: Producer | None = None
+        self._fetcher: Fetcher | None = None  # the compiled record path of the consumer, when available
+        self.producer: Producer | RdKafkaProducer | None = None
         self.restore_consumer: Consumer | None = None
         self.admin: AdminClient | None = None
         self._record_failed = False  # a record's output was lost and the production handler said FAIL
@@ -218,6 +229,10 @@ class StreamThread(threading.Thread):
 
     def _create_clients(self) -> None:
         self.consumer = Consumer(consumer_config(self.config, self._client_id("consumer")))
+        try:
+            self._fetcher = Fetcher(self.consumer, self._client_id("consumer"), self._max_poll)
+        except ImportError as exc:
+            log.info("%s: records come through confluent-kafka's Message objects (%s)", self.name, exc)
         self.restore_consumer = Consumer(restore_consumer_config(self.config, self._client_id("restore-consumer")))
         self.admin = AdminClient(admin_config(self.config, self._client_id("admin")))
         self._changelog_ends = ChangelogEnds(self.admin, self.name)
@@ -226,13 +241,21 @@ class StreamThread(threading.Thread):
     def _create_producer(self) -> None:
         txn_id = f"{self.app_id}-{self.process_id}-{self.index}" if self.eos else None
         conf = producer_config(self.config, self._client_id("producer"), txn_id)
-        conf["error_cb"] = self._on_client_error
-        conf["on_delivery"] = self._on_delivery_error
-        self.producer = Producer(conf)
+        self.producer = self._new_producer(conf)
         self._txn_timeout = conf.get("transaction.timeout.ms", 60_000) / 1000.0
         if self.eos:
             self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
+
+    def _new_producer(self, conf: dict[str, Any]) -> Producer | RdKafkaProducer:
+        """The compiled producer, or confluent-kafka's when librdkafka cannot be reached directly or
+        a property is a callable (both report failed deliveries and client errors alike)."""
+        if not any(callable(v) for v in conf.values()):
+            try:
+                return RdKafkaProducer(conf, self._on_delivery_error, self._on_client_error)
+            except ImportError as exc:
+                log.info("%s: using confluent-kafka's producer (%s)", self.name, exc)
+        return Producer({**conf, "error_cb": self._on_client_error, "on_delivery": self._on_delivery_error})
 
     def _close_clients(self) -> None:
         for closer in (self._close_producer, self._close_consumers):
@@ -249,9 +272,14 @@ class StreamThread(threading.Thread):
                 except KafkaException:
                     pass
             self.producer.flush(10)
+            if isinstance(self.producer, RdKafkaProducer):
+                self.producer.close()
             self.producer = None
 
     def _close_consumers(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
@@ -337,8 +365,8 @@ class StreamThread(threading.Thread):
         n = self.metadata.partitions.get(topic)
         if n is not None:
             return n
-        assert self.producer is not None
-        md = self.producer.list_topics(topic, timeout=10)
+        assert self.admin is not None
+        md = self.admin.list_topics(topic, timeout=10)
         tm = md.topics.get(topic)
         if tm is None or tm.error is not None or not tm.partitions:
             raise StreamsError(f"Could not get partition information for topic {topic}. This can happen if the "
@@ -352,6 +380,8 @@ class StreamThread(threading.Thread):
         for tp in partitions:
             sub = self._sub_of_topic[tp.topic]
             by_task.setdefault((sub.id, tp.partition), []).append((tp.topic, tp.partition))
+        if self._fetcher is not None:  # before assigning: no record of these partitions may go elsewhere first
+            self._fetcher.forward([(tp.topic, tp.partition) for tp in partitions])
         consumer.assign(partitions)
         # librdkafka keeps a partition paused across its revocation and reassignment, but this
         # thread forgot the pause with the task it closed: a new assignment starts unpaused
@@ -624,10 +654,19 @@ class StreamThread(threading.Thread):
         busy = self._restoring or (self._processed_last > 0
                                    and any(e.running and e.task.has_buffered() for e in self.tasks.values()))
         t0 = time.perf_counter()
-        msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
+        if self._fetcher is None:
+            msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
+            if msgs:
+                self._buffer(*group_messages(msgs), True)
+        else:
+            # rebalances, group errors (and records of partitions not routed to the fetcher)
+            msgs = self.consumer.consume(self._max_poll, 0)
+            if msgs:
+                self._buffer(*_as_tuples(msgs), False)
+            records, errors = self._fetcher.fetch(0 if busy or msgs else self._poll_timeout)
+            if records or errors:
+                self._buffer(records, errors, False)
         self.sensors["poll"].record(1, time.perf_counter() - t0)
-        if msgs:
-            self._buffer(msgs)
         if self._restoring:
             self._restore_step()
         if self.eos and not self._txn_open and self.tasks:
@@ -652,8 +691,8 @@ class StreamThread(threading.Thread):
         if requested or time.monotonic() - self._last_commit >= self._commit_interval:
             self._commit(force=False)
 
-    def _buffer(self, msgs: list[Any]) -> None:
-        by_tp, errors = group_messages(msgs)
+    def _buffer(self, by_tp: dict[tuple[str, int], list[Any]], errors: list[KafkaError], message_mode: bool) -> None:
+        """Hand consumed records to their tasks, pausing partitions whose queue is over the limit."""
         for err in errors:
             if err.code() == KafkaError._PARTITION_EOF:
                 continue
@@ -665,7 +704,7 @@ class StreamThread(threading.Thread):
             entry = self._task_of_tp.get(key)
             if entry is None:
                 continue  # revoked meanwhile
-            size = entry.task.add_records(key[0], key[1], batch, True)
+            size = entry.task.add_records(key[0], key[1], batch, message_mode)
             if size > self._buffer_limit:
                 if size > self._bp_peak.get(key, 0):
                     self._bp_peak[key] = size

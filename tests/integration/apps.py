@@ -6,6 +6,7 @@ it runs the count application until SIGTERM/SIGINT, so tests can SIGKILL it mid-
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -152,6 +153,7 @@ class _PrintingRestoreListener:
 
 def main(argv: list[str]) -> int:
     kind, bootstrap, app_id, input_topic, output_topic, state_dir, guarantee = argv[:7]
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     topology = count_topology(input_topic, output_topic)
     app = KafkaStreams(topology, {"application.id": app_id, "bootstrap.servers": bootstrap, "state.dir": state_dir,
                                   "processing.guarantee": guarantee, "commit.interval.ms": 200,

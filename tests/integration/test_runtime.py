@@ -145,10 +145,11 @@ def test_missing_source_topic_fails_clearly(kafka, tmp_path):
 
 
 def start_app(kafka, app_id, src, out, state_dir, guarantee):
-    proc = subprocess.Popen([sys.executable, str(APPS), "count", kafka.bootstrap, app_id, src, out, str(state_dir),
-                             guarantee], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
-    return proc
+    """The count app in its own process; its log goes to ``<state_dir>.log`` (kept with the test's files)."""
+    with open(f"{state_dir}.log", "ab") as log_file:
+        return subprocess.Popen([sys.executable, str(APPS), "count", kafka.bootstrap, app_id, src, out,
+                                 str(state_dir), guarantee], stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
 
 
 def stop_app(proc, sig=signal.SIGTERM) -> str:

@@ -1,0 +1,229 @@
+"""The compiled client paths on a real broker: :class:`~kstreams._core.fetcher.Fetcher` (records
+straight from librdkafka into raw record tuples) and :class:`~kstreams._core.producer.RdKafkaProducer`
+(the stream threads' producer). Each is checked against what confluent-kafka itself writes and
+reads, since either may serve a stream thread.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from kstreams._core import rdkafka
+from kstreams._core.fetcher import Fetcher
+from kstreams._core.producer import RdKafkaProducer
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_the_function_table_is_filled_in_declaration_order() -> None:
+    pxd = (Path(rdkafka.__file__).parent / "rdkafka.pxd").read_text()
+    body = pxd[pxd.index("ctypedef struct Api:"):pxd.index("cdef Api *api()")]
+    declared = re.findall(r"^    \S.*\(\*(\w+)\)\(", body, re.MULTILINE)
+    assert list(rdkafka.API_FIELDS) == declared
+
+
+def test_the_direct_binding_is_available_here() -> None:
+    # the stream threads use the compiled paths only when this is None: CI must exercise them
+    assert rdkafka.unavailable_reason() is None
+    assert re.search(r"librdkafka", rdkafka.library_path() or "")
+
+
+def _consumer(kafka: Any, group: str, client_id: str, **extra: Any) -> Consumer:
+    return Consumer(kafka.client_config({"group.id": group, "client.id": client_id, "auto.offset.reset": "earliest",
+                                         "enable.auto.commit": False, **extra}))
+
+
+def _fetch_all(fetcher: Fetcher, consumer: Consumer, want: int, timeout: float = 30) -> dict:
+    out: dict = {}
+    deadline = time.monotonic() + timeout
+    while sum(len(v) for v in out.values()) < want and time.monotonic() < deadline:
+        assert consumer.consume(100, 0) == []  # forwarded partitions never show up here
+        records, errors = fetcher.fetch(0.2)
+        assert errors == []
+        for tp, batch in records.items():
+            out.setdefault(tp, []).extend(batch)
+    return out
+
+
+def test_fetcher_reads_what_a_producer_wrote_grouped_by_partition_in_offset_order(kafka: Any) -> None:
+    topic = kafka.unique_name("fetch")
+    kafka.create_topic(topic, partitions=3)
+    producer = Producer(kafka.client_config())
+    for i in range(300):
+        headers = [("h", b"x"), ("n", None)] if i % 100 == 0 else None
+        producer.produce(topic, None if i == 7 else f"v{i}".encode(), None if i == 8 else f"k{i}".encode(),
+                         i % 3, timestamp=1_000 + i, headers=headers)
+    assert producer.flush(30) == 0
+    consumer = _consumer(kafka, kafka.unique_name("g"), "fetch-test")
+    fetcher = Fetcher(consumer, "fetch-test", 64)
+    try:
+        tps = [(topic, p) for p in range(3)]
+        fetcher.forward(tps)
+        consumer.assign([TopicPartition(t, p, 0) for t, p in tps])
+        got = _fetch_all(fetcher, consumer, 300)
+    finally:
+        fetcher.close()
+        consumer.close()
+    assert sorted(got) == tps
+    for (_, p), batch in got.items():
+        assert [r[3] for r in batch] == list(range(100))  # offsets, in order
+        for key, value, ts, _offset, headers in batch:
+            i = ts - 1_000
+            assert i % 3 == p
+            assert value == (None if i == 7 else f"v{i}".encode())
+            assert key == (None if i == 8 else f"k{i}".encode())
+            assert headers == ((("h", b"x"), ("n", None)) if i % 100 == 0 else None)
+
+
+def test_fetcher_leaves_partitions_it_was_not_given_to_consume(kafka: Any) -> None:
+    topic = kafka.unique_name("fetch-split")
+    kafka.create_topic(topic, partitions=2)
+    producer = Producer(kafka.client_config())
+    for i in range(20):
+        producer.produce(topic, b"v", b"k", i % 2)
+    assert producer.flush(30) == 0
+    consumer = _consumer(kafka, kafka.unique_name("g"), "split-test")
+    fetcher = Fetcher(consumer, "split-test", 16)
+    try:
+        fetcher.forward([(topic, 0)])
+        consumer.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
+        via_fetcher: list = []
+        via_consume: list = []
+        deadline = time.monotonic() + 30
+        while (len(via_fetcher) < 10 or len(via_consume) < 10) and time.monotonic() < deadline:
+            via_consume += [(m.topic(), m.partition()) for m in consumer.consume(100, 0.1) if m.error() is None]
+            records, _ = fetcher.fetch(0.1)
+            via_fetcher += [tp for tp, batch in records.items() for _ in batch]
+    finally:
+        fetcher.close()
+        consumer.close()
+    assert via_fetcher == [(topic, 0)] * 10
+    assert via_consume == [(topic, 1)] * 10
+
+
+def test_fetcher_refuses_a_consumer_that_is_not_the_one_named(kafka: Any) -> None:
+    consumer = _consumer(kafka, kafka.unique_name("g"), "right-id")
+    try:
+        with pytest.raises(ImportError, match="does not look like"):
+            Fetcher(consumer, "wrong-id", 16)
+        with pytest.raises(TypeError):
+            Fetcher(Producer(kafka.client_config({"client.id": "right-id"})), "right-id", 16)
+    finally:
+        consumer.close()
+
+
+def _read_all(kafka: Any, topic: str, want: int, isolation: str = "read_uncommitted") -> list:
+    consumer = _consumer(kafka, kafka.unique_name("reader"), "reader", **{"isolation.level": isolation})
+    consumer.subscribe([topic])
+    out: list = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(out) < want and time.monotonic() < deadline:
+            out += [m for m in consumer.consume(500, 0.2) if m.error() is None]
+        out += [m for m in consumer.consume(500, 1.0) if m.error() is None]  # nothing more should come
+    finally:
+        consumer.close()
+    return out
+
+
+def test_producer_writes_keys_values_tombstones_headers_and_timestamps(kafka: Any) -> None:
+    topic = kafka.unique_name("produce")
+    kafka.create_topic(topic, partitions=2)
+    failures: list = []
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "linger.ms": 5}),
+                               lambda err, msg: failures.append(err), None)
+    for i in range(100):
+        producer.produce(topic, f"v{i}".encode(), f"k{i}".encode(), i % 2, None, None, 5_000 + i,
+                         [("trace", f"t{i}".encode()), ("empty", None)] if i == 3 else None)
+    producer.produce(topic, None, b"gone", 1, None, None, 9_999, None)
+    assert producer.flush(30) == 0
+    producer.close()
+    got = _read_all(kafka, topic, 101)
+    assert failures == []
+    assert len(got) == 101
+    by_key = {m.key(): m for m in got}
+    for i in range(100):
+        m = by_key[f"k{i}".encode()]
+        assert (m.value(), m.partition(), m.timestamp()[1]) == (f"v{i}".encode(), i % 2, 5_000 + i)
+        assert m.headers() == ([("trace", f"t{i}".encode()), ("empty", None)] if i == 3 else None)
+    assert by_key[b"gone"].value() is None
+
+
+def test_producer_reports_a_failed_delivery_with_the_record(kafka: Any) -> None:
+    failures: list = []
+    errors: list = []
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "message.timeout.ms": 1000}),
+                               lambda err, msg: failures.append((err, msg)), errors.append)
+    missing = kafka.unique_name("never-created")
+    producer.produce(missing, b"value", b"key", 2, None, None, 1234, [("h", b"1")])
+    assert producer.flush(30) == 0
+    assert len(failures) == 1
+    err, msg = failures[0]
+    assert err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError.UNKNOWN_TOPIC_OR_PART)
+    assert (msg.topic(), msg.partition(), msg.key(), msg.value(), msg.headers()) == (missing, 2, b"key", b"value",
+                                                                                     [("h", b"1")])
+    assert msg.error() == err
+    producer.close()
+
+
+def test_producer_refuses_what_confluent_kafka_refuses(kafka: Any) -> None:
+    topic = kafka.unique_name("refuse")
+    kafka.create_topic(topic, partitions=1)
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "queue.buffering.max.messages": 5,
+                                                    "linger.ms": 10_000, "message.max.bytes": 2_000}), None, None)
+    with pytest.raises(TypeError, match="value must be bytes"):
+        producer.produce(topic, "text", None, 0)
+    with pytest.raises(KafkaException) as too_big:
+        producer.produce(topic, b"x" * 5_000, None, 0)
+    assert too_big.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    for _ in range(5):
+        producer.produce(topic, b"v", None, 0)
+    with pytest.raises(BufferError):
+        producer.produce(topic, b"v", None, 0)
+    assert len(producer) == 5
+    producer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        producer.produce(topic, b"v", None, 0)
+    with pytest.raises(KafkaException) as bad:
+        RdKafkaProducer({"bootstrap.servers": kafka.bootstrap, "no.such.property": "1"}, None, None)
+    assert "no.such.property" in str(bad.value)
+
+
+def test_producer_transactions_commit_offsets_with_metadata_and_abort(kafka: Any) -> None:
+    topic = kafka.unique_name("txn")
+    kafka.create_topic(topic, partitions=1)
+    group = kafka.unique_name("txn-group")
+    txn_id = kafka.unique_name("txn-id")
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "transactional.id": txn_id}), None, None)
+    producer.init_transactions(30)
+    consumer = _consumer(kafka, group, "c")
+    try:
+        producer.begin_transaction()
+        producer.produce(topic, b"committed", b"k", 0)
+        producer.send_offsets_to_transaction([TopicPartition(topic, 0, 42, metadata="AQAAAAAAAAAH")],
+                                             consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        committed = consumer.committed([TopicPartition(topic, 0)], timeout=30)[0]
+        assert (committed.offset, committed.metadata) == (42, "AQAAAAAAAAAH")
+        producer.begin_transaction()
+        producer.produce(topic, b"aborted", b"k", 0)
+        producer.abort_transaction(30)
+        # a second producer with the same transactional.id fences the first
+        newer = RdKafkaProducer(kafka.client_config({"client.id": "p2", "transactional.id": txn_id}), None, None)
+        newer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(topic, b"fenced", b"k", 0)
+        with pytest.raises(KafkaException) as fenced:
+            producer.commit_transaction(30)
+        assert fenced.value.args[0].fatal() or fenced.value.args[0].txn_requires_abort()
+        newer.close()
+    finally:
+        consumer.close()
+        producer.close()
+    assert [m.value() for m in _read_all(kafka, topic, 1, "read_committed")] == [b"committed"]
