@@ -6,7 +6,7 @@ The extension modules are required: the build fails if they cannot be compiled.
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-CORE_MODULES = ["record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore"]
+CORE_MODULES = ["record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore", "codecs"]
 # The direct librdkafka client paths: C only (Cython .pyx), librdkafka bound at run time.
 CLIENT_MODULES = ["rdkafka", "fetcher", "producer"]
 

@@ -26,14 +26,14 @@ with :class:`Serde` from two functions.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
-import orjson
+
+from kstreams._core import codecs
 
 __all__ = [
     "SerdeProtocol",
@@ -82,89 +82,20 @@ class Serde:
         return f"Serde({self.name})"
 
 
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-def _bytes_serialize(obj: Any) -> bytes:
-    if isinstance(obj, bytes):
-        return obj
-    if isinstance(obj, (bytearray, memoryview)):
-        return bytes(obj)
-    raise TypeError(f"BYTES serde expects bytes, got {type(obj).__name__}")
-
-
-def _string_serialize(obj: Any) -> bytes:
-    if not isinstance(obj, str):
-        raise TypeError(f"STRING serde expects str, got {type(obj).__name__}")
-    return obj.encode("utf-8")
-
-
-def _string_deserialize(data: bytes) -> str:
-    return data.decode("utf-8")
-
-
-def _fixed_int(name: str, fmt: str) -> Serde:
-    codec = struct.Struct(fmt)
-    pack = codec.pack
-    unpack = codec.unpack
-    size = codec.size
-
-    def deserialize(data: bytes) -> int:
-        if len(data) != size:
-            raise ValueError(f"{name} serde expects {size} bytes, got {len(data)}")
-        return unpack(data)[0]
-
-    return Serde(name, pack, deserialize)
-
-
-_ORDERED_BIAS = 1 << 63
-_U64 = struct.Struct(">Q")
-
-
-def _ordered_int64_serialize(obj: Any) -> bytes:
-    if not isinstance(obj, int):
-        raise TypeError(f"ORDERED_INT64 serde expects int, got {type(obj).__name__}")
-    return _U64.pack(obj + _ORDERED_BIAS)
-
-
-def _ordered_int64_deserialize(data: bytes) -> int:
-    if len(data) != 8:
-        raise ValueError(f"ORDERED_INT64 serde expects 8 bytes, got {len(data)}")
-    return _U64.unpack(data)[0] - _ORDERED_BIAS
-
-
-_json_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_orjson_dumps = orjson.dumps
-_orjson_loads = orjson.loads
-_OrjsonError = orjson.JSONDecodeError
-
-
-def _json_serialize(obj: Any) -> bytes:
-    try:
-        return _orjson_dumps(obj)
-    except TypeError:  # orjson.JSONEncodeError (non-string map keys, an int beyond 64 bits, a set):
-        # the json module decides, as before orjson (it writes int keys as strings)
-        return _json_encoder.encode(obj).encode("utf-8")
-
-
-def _json_deserialize(data: bytes) -> Any:
-    try:
-        return _orjson_loads(data)
-    except _OrjsonError:  # NaN or Infinity literals; errors are the json module's
-        return json.loads(data)
+def _fixed_int(name: str, fmt: str, deserialize: Callable[[bytes], int]) -> Serde:
+    return Serde(name, struct.Struct(fmt).pack, deserialize)
 
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
 
 MSGPACK = Serde("msgpack", _packer.pack, partial(msgpack.unpackb, raw=False, strict_map_key=False))
-BYTES = Serde("bytes", _bytes_serialize, _identity)
-STRING = Serde("string", _string_serialize, _string_deserialize)
-INT32 = _fixed_int("INT32", ">i")
-INT64 = _fixed_int("INT64", ">q")
-JSON = Serde("json", _json_serialize, _json_deserialize)
-ORDERED_INT64 = Serde("ordered_int64", _ordered_int64_serialize, _ordered_int64_deserialize)
-ORDERED_STRING = Serde("ordered_string", _string_serialize, _string_deserialize)
+BYTES = Serde("bytes", codecs.bytes_serialize, codecs.identity)
+STRING = Serde("string", codecs.string_serialize, codecs.string_deserialize)
+INT32 = _fixed_int("INT32", ">i", codecs.int32_deserialize)
+INT64 = _fixed_int("INT64", ">q", codecs.int64_deserialize)
+JSON = Serde("json", codecs.json_serialize, codecs.json_deserialize)
+ORDERED_INT64 = Serde("ordered_int64", codecs.ordered_int64_serialize, codecs.ordered_int64_deserialize)
+ORDERED_STRING = Serde("ordered_string", codecs.string_serialize, codecs.string_deserialize)
 
 _BY_NAME: dict[str, SerdeProtocol] = {
     "msgpack": MSGPACK,

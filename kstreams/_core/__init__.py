@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-_MODULES = ("record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore")
+_MODULES = ("record", "punctuation", "partition_group", "collector", "nodes", "task", "kvstore", "codecs")
 
 
 def _load_pure_python() -> None:

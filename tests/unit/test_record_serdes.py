@@ -51,6 +51,20 @@ def test_int_serdes_are_java_compatible():
         serdes.INT64.deserialize(b"\x00")
 
 
+@pytest.mark.parametrize("serde,fmt,values", [
+    (serdes.INT32, ">i", (-(2**31), -258, -1, 0, 1, 258, 2**31 - 1)),
+    (serdes.INT64, ">q", (-(2**63), -(2**40) - 3, -1, 0, 1, 2**40 + 3, 2**63 - 1)),
+])
+def test_int_deserializers_read_what_java_writes(serde, fmt, values):  # noqa: ANN001
+    for v in values:
+        data = struct.pack(fmt, v)
+        assert serde.deserialize(data) == v
+        assert serde.deserialize(bytearray(data)) == v  # not only bytes
+        assert serde.serialize(v) == data
+    with pytest.raises(ValueError, match=f"{struct.calcsize(fmt)} bytes, got {struct.calcsize(fmt) + 1}"):
+        serde.deserialize(b"\x00" * (struct.calcsize(fmt) + 1))
+
+
 def test_other_serdes_round_trip():
     for serde, value in [(serdes.MSGPACK, {"a": [1, 2], 3: None}), (serdes.STRING, "héllo"), (serdes.BYTES, b"\x00"),
                          (serdes.JSON, {"x": [1, "y"]}), (serdes.ORDERED_INT64, -7), (serdes.ORDERED_STRING, "é")]:
