@@ -19,8 +19,6 @@ _OrjsonError = orjson.JSONDecodeError
 _json_loads = json.loads
 _ORDERED_BIAS = 1 << 63
 _U64 = struct.Struct(">Q")
-_I64 = struct.Struct(">q")
-_I32 = struct.Struct(">i")
 
 
 def identity(data: object) -> object:
@@ -85,31 +83,30 @@ def ordered_int64_deserialize(data: object) -> object:
     return _U64.unpack(data)[0] - _ORDERED_BIAS
 
 
-def int64_deserialize(data: object) -> object:
-    """The int of 8 big-endian two's complement bytes (Kafka's ``LongDeserializer``)."""
+@cython.cfunc
+def _signed_big_endian(data: object, size: cython.int, name: str) -> object:
+    """The int of ``size`` big-endian two's complement bytes."""
     n: cython.Py_ssize_t = len(data)
-    if n != 8:
-        raise ValueError(f"INT64 serde expects 8 bytes, got {n}")
+    if n != size:
+        raise ValueError(f"{name} serde expects {size} bytes, got {n}")
     if cython.compiled and type(data) is bytes:
         raw: bytes = data
         p: cython.p_uchar = raw
         v: cython.ulonglong = 0
         i: cython.int
-        for i in range(8):
+        for i in range(size):
             v = (v << 8) | p[i]
+        if size < 8 and v >> (size * 8 - 1):
+            v |= ~cython.cast(cython.ulonglong, 0) << (size * 8)  # sign-extend
         return cython.cast(cython.longlong, v)
-    return _I64.unpack(data)[0]
+    return int.from_bytes(data, "big", signed=True)
+
+
+def int64_deserialize(data: object) -> object:
+    """The int of 8 big-endian two's complement bytes (Kafka's ``LongDeserializer``)."""
+    return _signed_big_endian(data, 8, "INT64")
 
 
 def int32_deserialize(data: object) -> object:
     """The int of 4 big-endian two's complement bytes (Kafka's ``IntegerDeserializer``)."""
-    n: cython.Py_ssize_t = len(data)
-    if n != 4:
-        raise ValueError(f"INT32 serde expects 4 bytes, got {n}")
-    if cython.compiled and type(data) is bytes:
-        raw: bytes = data
-        p: cython.p_uchar = raw
-        v: cython.uint = ((cython.cast(cython.uint, p[0]) << 24) | (cython.cast(cython.uint, p[1]) << 16)
-                          | (cython.cast(cython.uint, p[2]) << 8) | p[3])
-        return cython.cast(cython.int, v)
-    return _I32.unpack(data)[0]
+    return _signed_big_endian(data, 4, "INT32")
