@@ -5,8 +5,9 @@ Commands:
 * ``inprocess --workload W --records N [--keys K] [--runs R] [--json]``: the record loop alone.
 * ``store [--json]``: rates of the LevelDB store with and without its write buffer.
 * ``kafka --workload {passthrough,count} --guarantee G --records N --partitions P [--bootstrap-servers B]
-  [--json]``: kstreams alone on a real broker: pre-loaded input, records/s from the first record
-  consumed to the last output committed, output verified (the ``compare`` harness, one system).
+  [--kstreams-config K=V ...] [--json]``: kstreams alone on a real broker: pre-loaded input, records/s
+  from the first record consumed to the last output committed, output verified (the ``compare``
+  harness, one system).
 * ``compare [--quick] [--json] [--workloads ...] [--systems ...] [--bootstrap-servers B]``:
   Kafka->Kafka against Java Kafka Streams and quixstreams on a real broker (``bench/compare``).
 """
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--partitions", type=int, default=4)
     k.add_argument("--runs", type=int, default=3)
     k.add_argument("--bootstrap-servers", help="use this broker instead of starting a local one")
+    k.add_argument("--kstreams-config", action="append", default=[], metavar="K=V",
+                   help="extra kstreams config, e.g. producer.linger.ms=5 (repeatable)")
     k.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="Kafka->Kafka: kstreams vs Java Kafka Streams vs quixstreams")
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                  "--no-chart"]
         if args.bootstrap_servers:
             argv2 += ["--bootstrap-servers", args.bootstrap_servers]
+        for pair in args.kstreams_config:
+            argv2 += ["--kstreams-config", pair]
         if args.json:
             argv2.append("--json")
         return run_compare(compare.parse_args(argv2))

@@ -16,6 +16,9 @@ cdef class RecordCollector:
 
     cpdef void send(self, str topic, object key, object value, long long timestamp, tuple headers,
                    int partition) except *
+    cdef void _produce(self, str topic, int partition, object key, object value, long long timestamp,
+                       tuple headers) except *
+    cpdef void send_buffered(self) except *
     cpdef int partition_count(self, str topic) except -1
     cpdef int default_partition(self, str topic, object key) except -2
     cpdef list drain(self)

@@ -97,13 +97,25 @@ class RecordCollector:
         if self.produce is None:
             self.buffer.append((topic, partition, key, value, timestamp, headers))
         else:
-            hdrs = list(headers) if headers else None
-            try:
-                self.produce(topic, value, key, partition, None, None, timestamp, hdrs)
-            except Exception as exc:
-                if self.on_produce_error is None:
-                    raise
-                self.on_produce_error(exc, topic, value, key, partition, timestamp, hdrs)
+            self._produce(topic, partition, key, value, timestamp, headers)
+
+    def _produce(self, topic: str, partition: cython.int, key: object, value: object, timestamp: cython.longlong,
+                 headers: tuple) -> None:
+        hdrs = list(headers) if headers else None
+        try:
+            self.produce(topic, value, key, partition, None, None, timestamp, hdrs)
+        except Exception as exc:
+            if self.on_produce_error is None:
+                raise
+            self.on_produce_error(exc, topic, value, key, partition, timestamp, hdrs)
+
+    def send_buffered(self) -> None:
+        """Hand the buffered records to ``produce`` (which must be set), in the order they were sent."""
+        buffered: list = self.buffer
+        self.buffer = []
+        record: tuple
+        for record in buffered:
+            self._produce(record[0], record[1], record[2], record[3], record[4], record[5])
 
     def partition_count(self, topic: str) -> cython.int:
         """Number of partitions of ``topic`` (looked up once, then cached)."""

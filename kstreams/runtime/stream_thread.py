@@ -104,6 +104,33 @@ class _TaskEntry:
     running: bool = False
 
 
+class _InflightCommit:
+    """A commit between its two phases: the tasks' stores prepared their batches (phase 1); under
+    exactly_once_v2 the transaction commits on a helper thread meanwhile (``start``)."""
+
+    def __init__(self, entries: list[_TaskEntry], changed: list[tuple[str, int]], first_offsets: bool,
+                 t0: float) -> None:
+        self.entries = entries
+        self.changed = changed
+        self.first_offsets = first_offsets
+        self.t0 = t0
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+
+    def start(self, fn: Callable[..., None], *args: Any, name: str) -> None:
+        """Run ``fn(*args)`` on a daemon thread; its exception is kept in ``error``."""
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.finished.set()
+
+        threading.Thread(target=run, name=name, daemon=True).start()
+
+
 @dataclass(frozen=True)
 class PartitionBuffer:
     """Back-pressure state of one input partition of a stream thread (a snapshot).
@@ -154,6 +181,8 @@ class StreamThread(threading.Thread):
         self._bp_peak: dict[tuple[str, int], int] = {}
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
+        self._inflight: _InflightCommit | None = None  # an exactly_once_v2 commit still running
+        self._buffering = False  # the tasks' output waits in their collectors (a commit is running)
         self._last_commit = time.monotonic()
         self._changelog_ends: ChangelogEnds | None = None
         self._commit_interval = config["commit.interval.ms"] / 1000.0
@@ -265,6 +294,8 @@ class StreamThread(threading.Thread):
                 log.debug("%s: error while closing clients: %r", self.name, exc)
 
     def _close_producer(self) -> None:
+        if self._inflight is not None:
+            self._abort_transaction()
         if self.producer is not None:
             if self.eos and self._txn_open:
                 try:
@@ -421,7 +452,8 @@ class StreamThread(threading.Thread):
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
         sub = self._subs[key[0]]
         assert self.producer is not None
-        collector = RecordCollector(self._partition_count, self.producer.produce, self._on_produce_error)
+        collector = RecordCollector(self._partition_count, None if self._buffering else self.producer.produce,
+                                    self._on_produce_error)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
                           lag_provider=self._lag, wall_clock=_now_ms())
@@ -615,6 +647,12 @@ class StreamThread(threading.Thread):
     def _abort_transaction(self) -> None:
         if self._changelog_ends is not None:
             self._changelog_ends.forget()
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:  # the tasks are rewound: wait for the commit, drop what was buffered
+            if inflight.finished.wait(self._txn_timeout + 2.0) and inflight.error is None:
+                self._txn_open = False  # it committed: nothing is open to abort
+        if self._buffering:
+            self._set_buffering(False, drain=False)
         if self.eos and self._txn_open and self.producer is not None:
             try:
                 self.producer.abort_transaction(30)
@@ -647,6 +685,8 @@ class StreamThread(threading.Thread):
 
     def _run_once(self) -> None:
         assert self.consumer is not None and self.producer is not None
+        if self._inflight is not None:
+            self._finish_commit(wait=False)
         if self._production_errors:
             raise self._production_failure()
         # poll without waiting while restoring or while the last round processed records; records
@@ -669,7 +709,7 @@ class StreamThread(threading.Thread):
         self.sensors["poll"].record(1, time.perf_counter() - t0)
         if self._restoring:
             self._restore_step()
-        if self.eos and not self._txn_open and self.tasks:
+        if self.eos and not self._txn_open and self.tasks and self._inflight is None:
             # after consume(): its rebalance callbacks may have created the tasks and committed
             self.producer.begin_transaction()
             self._txn_open = True
@@ -682,7 +722,8 @@ class StreamThread(threading.Thread):
         self._processed_last = processed
         if processed:
             self.sensors["process"].record(processed, time.perf_counter() - t1)
-        self.producer.poll(0)
+        if self._inflight is None:  # else the committing helper serves the producer's callbacks
+            self.producer.poll(0)
         for entry in list(self.tasks.values()):
             if entry.running and entry.task.punctuate_wall_clock(now):
                 self.sensors["punctuate"].record()
@@ -768,15 +809,27 @@ class StreamThread(threading.Thread):
     # -- commit -------------------------------------------------------------------------------------
 
     def _commit(self, force: bool) -> None:
-        """Commit every task that made progress (all of them when ``force``)."""
+        """Commit every task that made progress (all of them when ``force``).
+
+        Under exactly_once_v2 the transaction commits on a helper thread while this thread goes
+        on processing (:class:`_InflightCommit`); ``force`` waits for it.
+        """
         if self.consumer is None or self.producer is None:
             return
+        if self._inflight is not None:
+            self._finish_commit(wait=True)  # one transaction commits at a time
         entries = [e for e in self.tasks.values()
                    if e.running and (force or e.task.commit_needed or e.task.context.commit_requested)]
         self._last_commit = time.monotonic()
         if not entries and not (self.eos and self._txn_open):
             return
         t0 = time.perf_counter()
+        if self.eos and not self._txn_open:  # the stores' changelog records go into it
+            self._txn_call(self.producer.begin_transaction)
+            self._txn_open = True
+        # Phase 1: stores send their dirty entries to the changelogs and keep them pending; the
+        # flags are reset now, so records processed while an exactly_once_v2 commit is in flight
+        # set them again for the next commit
         changed: list[tuple[str, int]] = []
         first_offsets = False  # a store without any changelog offset yet waits for this commit's
         offsets: list[TopicPartition] = []
@@ -787,52 +840,114 @@ class StreamThread(threading.Thread):
                     first_offsets = first_offsets or store.changelog_offset is None
             for (topic, partition), (offset, ptime) in e.task.committable_offsets().items():
                 offsets.append(TopicPartition(topic, partition, offset, metadata=encode_partition_time(ptime)))
+            e.task.commit_needed = False
+            e.task.context.commit_requested = False
+        done = _InflightCommit(entries, changed, first_offsets, t0)
         if self.eos:
             if self._production_errors:  # never commit past a record whose output was lost
                 raise self._production_failure()
-            if not self._txn_open:
-                self._txn_call(self.producer.begin_transaction)
-                self._txn_open = True
-            if offsets:
-                self._txn_call(self._send_offsets, offsets, self.consumer.consumer_group_metadata())
-            self._txn_call(self.producer.commit_transaction, 60)
-            self._txn_open = False
-            self._txn_record_error = None
-        else:
-            remaining = self.producer.flush(60)
-            if remaining:
-                raise StreamsError(f"{remaining} records were not delivered within 60 s")
-            if self._production_errors:  # never commit past a record whose output was lost
-                raise self._production_failure()
-            if offsets:
-                try:
-                    self.consumer.commit(offsets=offsets, asynchronous=False)
-                except KafkaException as exc:
-                    err = exc.args[0] if exc.args else None
-                    if isinstance(err, KafkaError) and err.code() in _MIGRATED_CODES:
-                        raise TaskMigratedError(f"offset commit failed: {err}") from exc
-                    raise
+            # the producer refuses records while the transaction commits: outputs wait in the collectors
+            self._set_buffering(True)
+            self._inflight = done
+            done.start(self._commit_transaction, self.producer, offsets, self.consumer.consumer_group_metadata(),
+                       name=f"{self.name}-commit")
+            if force:
+                self._finish_commit(wait=True)
+            return
+        remaining = self.producer.flush(60)
+        if remaining:
+            raise StreamsError(f"{remaining} records were not delivered within 60 s")
+        if self._production_errors:  # never commit past a record whose output was lost
+            raise self._production_failure()
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.code() in _MIGRATED_CODES:
+                    raise TaskMigratedError(f"offset commit failed: {err}") from exc
+                raise
+        self._apply_commit(done)
+
+    def _commit_transaction(self, producer: Any, offsets: list[TopicPartition], group_metadata: Any) -> None:
+        """The helper thread of an exactly_once_v2 commit: offsets into the transaction, then commit."""
+        if offsets:
+            self._txn_call(producer.send_offsets_to_transaction, offsets, group_metadata, self._txn_timeout)
+        self._txn_call(producer.commit_transaction, 60)
+
+    def _finish_commit(self, wait: bool) -> None:
+        """Complete the exactly_once_v2 commit in flight, once its helper thread is done (``wait``:
+        block until then). Its failure is raised here; on success the stores apply their batches
+        and the records buffered meanwhile go out in the next transaction.
+
+        librdkafka 2.16 can block in ``send_offsets_to_transaction`` far past its timeout when the
+        group coordinator dies: the TxnOffsetCommit request waits for the dead broker's connection to
+        come up and nothing else wakes it (confluentinc/librdkafka#5456, #5511). When the helper has
+        not returned shortly after the transaction timeout (the transaction coordinator aborts the
+        transaction by then anyway), the producer is left to it and replaced: the new producer's
+        ``init_transactions`` fences the old one; :class:`TaskMigratedError` rewinds the tasks.
+        """
+        inflight = self._inflight
+        assert inflight is not None
+        if not inflight.finished.wait(self._txn_timeout + 2.0 if wait else 0):
+            if not wait:
+                return
+            log.warning("%s: committing the transaction did not finish within %.0f s; replacing the producer",
+                        self.name, self._txn_timeout + 2.0)
+            self._inflight = None
+            self.producer = None  # the helper thread keeps it until its call returns
+            self._create_producer()
+            self._set_buffering(False, drain=False)
+            raise TaskMigratedError("the transaction commit blocked (the group coordinator is unreachable)")
+        self._inflight = None
+        if inflight.error is not None:
+            self._set_buffering(False, drain=False)  # the transaction is aborted and the tasks rewound
+            raise inflight.error
+        self._txn_open = False
+        self._txn_record_error = None
         if self._production_errors:
+            self._set_buffering(False, drain=False)
             raise StreamsError("; ".join(self._production_errors[:3]))
-        # Phase 2: stores apply their batches with the changelog end offsets asked for after the
-        # previous commit (changelog_ends.py says why that is safe), then we ask for this one's.
+        self._apply_commit(inflight)
+        if any(e.task.collector.buffer for e in self.tasks.values()):
+            assert self.producer is not None
+            self._txn_call(self.producer.begin_transaction)
+            self._txn_open = True
+        self._set_buffering(False)
+
+    def _apply_commit(self, done: _InflightCommit) -> None:
+        """Phase 2: stores apply their batches with the changelog end offsets asked for after the
+        previous commit (changelog_ends.py says why that is safe), then we ask for this one's."""
         ends = self._changelog_ends.take() if self._changelog_ends is not None else {}
-        if first_offsets and self._changelog_ends is not None:
-            ends.update(self._changelog_ends.answer_now(changed, _FIRST_ENDS_TIMEOUT_S))
-        for e in entries:
+        if done.first_offsets and self._changelog_ends is not None:
+            ends.update(self._changelog_ends.answer_now(done.changed, _FIRST_ENDS_TIMEOUT_S))
+        for e in done.entries:
             for store in e.task.stores.values():
                 if not hasattr(store, "prepare_commit"):
                     continue
                 offset = ends.get((store.changelog_topic, e.partition)) if store.changelog_topic else None
                 if store.pending_count > 0 or offset is not None:
                     store.commit(offset)
-            e.task.commit_needed = False
-            e.task.context.commit_requested = False
         if self._changelog_ends is not None:
-            self._changelog_ends.request(changed)
-        self.sensors["commit"].record(1, time.perf_counter() - t0)
+            self._changelog_ends.request(done.changed)
+        self.sensors["commit"].record(1, time.perf_counter() - done.t0)
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)
+
+    def _set_buffering(self, on: bool, drain: bool = True) -> None:
+        """Route the tasks' output to their collectors' buffers (``on``), or back to the producer,
+        first sending what was buffered (``drain``) or dropping it (the tasks are being rewound)."""
+        self._buffering = on
+        produce = None if on or self.producer is None else self.producer.produce
+        for entry in self.tasks.values():
+            collector = entry.task.collector
+            collector.produce = produce
+            if on:
+                continue
+            if drain and produce is not None:
+                collector.send_buffered()
+            else:
+                collector.drain()
 
     def _txn_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A transactional producer call: retried while its error is retriable (a coordinator
@@ -860,42 +975,6 @@ class StreamThread(threading.Thread):
                 if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
                     raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
                 raise
-
-    def _send_offsets(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
-        """``send_offsets_to_transaction``, bounded by the transaction timeout.
-
-        librdkafka 2.16 can block in it far past its timeout when the group coordinator dies: the
-        TxnOffsetCommit request waits for the dead broker's connection to come up (or for any
-        broker connection to change state) and nothing else wakes it (confluentinc/librdkafka#5456,
-        #5511). The call runs on a helper thread; when it has not returned shortly after the
-        transaction timeout (the transaction coordinator aborts the transaction by then anyway),
-        the producer is left to that thread and replaced: the new producer's ``init_transactions``
-        fences it and aborts its transaction; :class:`TaskMigratedError` rewinds the tasks.
-        """
-        producer = self.producer
-        assert producer is not None
-        timeout = self._txn_timeout
-        outcome: list[BaseException | None] = []
-        done = threading.Event()
-
-        def call() -> None:
-            try:
-                producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
-                outcome.append(None)
-            except BaseException as exc:
-                outcome.append(exc)
-            finally:
-                done.set()
-
-        threading.Thread(target=call, name=f"{self.name}-send-offsets", daemon=True).start()
-        if not done.wait(timeout + 2.0):
-            log.warning("%s: send_offsets_to_transaction did not return within %.0f s; replacing the producer",
-                        self.name, timeout + 2.0)
-            self.producer = None  # the helper thread keeps it until its call returns
-            self._create_producer()
-            raise TaskMigratedError("send_offsets_to_transaction blocked (the group coordinator is unreachable)")
-        if outcome and outcome[0] is not None:
-            raise outcome[0]
 
     # -- introspection ------------------------------------------------------------------------------
 

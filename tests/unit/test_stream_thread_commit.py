@@ -1,0 +1,124 @@
+"""The exactly_once_v2 commit of a stream thread runs while the thread goes on processing: the
+transaction commits on a helper thread, the output meanwhile waits in the tasks' collectors and
+goes into the next transaction, and a failed commit drops it and rewinds (no broker: the
+producer and consumer are stand-ins that record what they are asked)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from kstreams import Topology, serdes
+from kstreams.config import StreamsConfig
+from kstreams.errors import TaskMigratedError
+from kstreams.runtime.stream_thread import StreamThread
+from kstreams.runtime.topics import TopologyMetadata
+
+
+class _Producer:
+    def __init__(self, commit_error: BaseException | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.release = threading.Event()
+        self.committing = threading.Event()
+        self.commit_error = commit_error
+
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int, *_: Any) -> None:
+        self.calls.append(("produce", key))
+
+    def begin_transaction(self) -> None:
+        self.calls.append(("begin",))
+
+    def send_offsets_to_transaction(self, offsets: list, _metadata: Any, _timeout: float) -> None:
+        self.calls.append(("offsets", [(tp.topic, tp.partition, tp.offset) for tp in offsets]))
+
+    def commit_transaction(self, _timeout: float) -> None:
+        self.committing.set()
+        assert self.release.wait(10)
+        if self.commit_error is not None:
+            raise self.commit_error
+        self.calls.append(("commit",))
+
+    def abort_transaction(self, _timeout: float) -> None:
+        self.calls.append(("abort",))
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+
+class _Consumer:
+    def consumer_group_metadata(self) -> bytes:
+        return b"group"
+
+    def get_watermark_offsets(self, _tp: Any, cached: bool = False) -> tuple[int, int]:
+        return 0, 10
+
+
+def _running_thread(producer: _Producer) -> tuple[StreamThread, Any]:
+    topology = (Topology().add_source("src", ["in"], key_serde=serdes.STRING, value_serde=serdes.STRING)
+                .add_sink("sink", "out", "src", key_serde=serdes.STRING, value_serde=serdes.STRING))
+    config = StreamsConfig({"application.id": "app", "bootstrap.servers": "127.0.0.1:1",
+                            "processing.guarantee": "exactly_once_v2"})
+    thread = StreamThread(0, topology, config, TopologyMetadata({"in": 1, "out": 1}, {0: 1}, {}), "pid", "/tmp",
+                          None, lambda *_: None, lambda *_: None)
+    thread.producer = producer  # type: ignore[assignment]
+    thread.consumer = _Consumer()  # type: ignore[assignment]
+    thread.restore_consumer = object()  # type: ignore[assignment]
+    thread.admin = object()  # type: ignore[assignment]
+    entry = thread._create_task((0, 0), [("in", 0)], {})
+    thread._start_task(entry)
+    thread._txn_open = True
+    return thread, entry.task
+
+
+def _process(task: Any, offset: int) -> None:
+    task.add_records("in", 0, [(f"k{offset}".encode(), b"v", 1_000 + offset, offset, None)], False)
+    assert task.process(10, 0) == 1
+
+
+def test_records_processed_while_the_transaction_commits_go_into_the_next_one():
+    producer = _Producer()
+    thread, task = _running_thread(producer)
+    _process(task, 0)
+    thread._commit(force=False)
+    assert producer.committing.wait(10)  # the helper thread is committing; this thread goes on
+    _process(task, 1)
+    assert task.collector.buffer and ("produce", b"k1") not in producer.calls
+    thread._finish_commit(wait=False)  # not done yet: nothing changes
+    assert thread._inflight is not None
+    producer.release.set()
+    thread._finish_commit(wait=True)
+    assert producer.calls == [("produce", b"k0"), ("offsets", [("in", 0, 1)]), ("commit",), ("begin",),
+                              ("produce", b"k1")]
+    assert thread._txn_open and not task.collector.buffer
+    _process(task, 2)  # straight to the producer again
+    assert producer.calls[-1] == ("produce", b"k2")
+
+
+def test_a_forced_commit_waits_for_the_transaction():
+    producer = _Producer()
+    producer.release.set()
+    thread, task = _running_thread(producer)
+    _process(task, 0)
+    thread._commit(force=True)
+    assert thread._inflight is None and not thread._txn_open
+    assert producer.calls[-1] == ("commit",)
+    _process(task, 1)
+    assert producer.calls[-1] == ("produce", b"k1")
+
+
+def test_a_failed_commit_drops_what_was_buffered_and_rewinds():
+    producer = _Producer(KafkaException(KafkaError(KafkaError._STATE, "boom", txn_requires_abort=True)))
+    thread, task = _running_thread(producer)
+    _process(task, 0)
+    thread._commit(force=False)
+    assert producer.committing.wait(10)
+    _process(task, 1)
+    producer.release.set()
+    with pytest.raises(TaskMigratedError):
+        thread._finish_commit(wait=True)
+    assert not task.collector.buffer and not thread._buffering
+    thread._abort_transaction()
+    assert producer.calls == [("produce", b"k0"), ("offsets", [("in", 0, 1)]), ("abort",)]
