@@ -318,6 +318,7 @@ class StreamThread(threading.Thread):
             self.restore_consumer.close()
             self.restore_consumer = None
         self.admin = None
+        self._changelog_ends = None  # it holds the admin client too
 
     # -- callbacks ----------------------------------------------------------------------------------
 
