@@ -852,7 +852,9 @@ class StreamThread(threading.Thread):
             self._inflight = done
             done.start(self._commit_transaction, self.producer, offsets, self.consumer.consumer_group_metadata(),
                        name=f"{self.name}-commit")
-            if force:
+            if force or first_offsets:
+                # a store's first commit also waits for phase 2: until a store holds a changelog
+                # offset, a crash makes its restart restore the whole changelog
                 self._finish_commit(wait=True)
             return
         remaining = self.producer.flush(60)

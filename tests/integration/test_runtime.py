@@ -164,7 +164,7 @@ def stop_app(proc, sig=signal.SIGTERM) -> str:
 
 
 def committed_total(kafka, app_id: str, topic: str, partitions: int) -> int:
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
     c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": app_id})
     try:
@@ -173,7 +173,12 @@ def committed_total(kafka, app_id: str, topic: str, partitions: int) -> int:
                 tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
                 return sum(max(tp.offset, 0) for tp in tps)
             except KafkaException as exc:  # e.g. NOT_COORDINATOR while the group coordinator moves
-                if not exc.args[0].retriable():
+                err = exc.args[0]
+                # librdkafka does not flag the coordinator errors retriable; on a fresh broker the
+                # offsets topic is still being created when the first group asks
+                moving = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                          KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+                if not (err.retriable() or err.code() in moving):
                     raise
                 time.sleep(0.2)
         raise AssertionError("committed offsets unavailable")
