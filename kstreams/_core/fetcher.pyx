@@ -25,6 +25,7 @@ from kstreams._core.rdkafka cimport (
     Api,
     api,
     client_handle,
+    client_open_on,
     message_headers,
     rd_kafka_message_t,
     rd_kafka_queue_t,
@@ -66,17 +67,26 @@ cdef class Fetcher:
 
     cdef void _release(self) noexcept:
         if self._queue != NULL:
-            self._api.queue_destroy(self._queue)
+            # once the consumer is closed its client is destroyed, and destroying the queue would
+            # touch it: the queue is then left as it is (a small leak, only when closed out of order)
+            if client_open_on(self._consumer, self._rk):
+                self._api.queue_destroy(self._queue)
             self._queue = NULL
         if self._batch != NULL:
             PyMem_Free(self._batch)
             self._batch = NULL
         self._consumer = None
 
+    cdef void _check_open(self) except *:
+        if self._queue == NULL:
+            raise ValueError("the fetcher is closed")
+        if not client_open_on(self._consumer, self._rk):
+            raise ValueError("the consumer of the fetcher is closed")
+
     def close(self):
         """Release the queue (records still in it are dropped: their offsets were not committed)."""
         cdef Py_ssize_t n
-        if self._queue != NULL:
+        if self._queue != NULL and client_open_on(self._consumer, self._rk):
             while True:
                 n = self._api.consume_batch_queue(self._queue, 0, self._batch, self._batch_size)
                 if n <= 0:
@@ -88,8 +98,7 @@ cdef class Fetcher:
     def forward(self, list topic_partitions):
         """Route the records of these ``(topic, partition)`` pairs here (call before assigning them)."""
         cdef rd_kafka_queue_t *pq
-        if self._queue == NULL:
-            raise ValueError("the fetcher is closed")
+        self._check_open()
         for topic, partition in topic_partitions:
             pq = self._api.queue_get_partition(self._rk, (<str>topic).encode(), <int>partition)
             if pq == NULL:
@@ -116,8 +125,7 @@ cdef class Fetcher:
         cdef int tstype
         cdef int64_t ts
         cdef Api *a = self._api
-        if self._queue == NULL:
-            raise ValueError("the fetcher is closed")
+        self._check_open()
         with nogil:
             n = a.consume_batch_queue(self._queue, timeout_ms, self._batch, self._batch_size)
         if n <= 0:

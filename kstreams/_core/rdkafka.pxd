@@ -176,4 +176,5 @@ ctypedef struct Api:
 
 cdef Api *api() except NULL
 cdef rd_kafka_t *client_handle(object client, int client_type, str client_id) except NULL
+cdef bint client_open_on(object client, rd_kafka_t *rk)
 cdef list message_headers(Api *a, const rd_kafka_message_t *m)

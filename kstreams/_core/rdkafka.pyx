@@ -178,6 +178,11 @@ cdef rd_kafka_t *client_handle(object client, int client_type, str client_id) ex
     return rk
 
 
+cdef bint client_open_on(object client, rd_kafka_t *rk):
+    """True while the confluent-kafka ``client`` still runs on ``rk`` (its ``close()`` destroys it)."""
+    return rk != NULL and (<kstreams_confluent_client *><void *>client).rk == <void *>rk
+
+
 cdef list message_headers(Api *a, const rd_kafka_message_t *m):
     """The headers of a message as ``[(name, value or None), ...]``, or ``None`` if it has none."""
     cdef rd_kafka_headers_t *hdrs = NULL

@@ -118,6 +118,16 @@ def test_fetcher_refuses_a_consumer_that_is_not_the_one_named(kafka: Any) -> Non
         consumer.close()
 
 
+def test_fetcher_outliving_its_consumer_refuses_to_fetch_and_frees_safely(kafka: Any) -> None:
+    consumer = _consumer(kafka, kafka.unique_name("g"), "short-lived")
+    fetcher = Fetcher(consumer, "short-lived", 16)
+    consumer.close()  # destroys the librdkafka client the fetcher's queue belongs to
+    with pytest.raises(ValueError, match="consumer of the fetcher is closed"):
+        fetcher.fetch(0)
+    fetcher.close()
+    del fetcher  # and nothing touches the destroyed client (that could crash the test process)
+
+
 def _read_all(kafka: Any, topic: str, want: int, isolation: str = "read_uncommitted") -> list:
     consumer = _consumer(kafka, kafka.unique_name("reader"), "reader", **{"isolation.level": isolation})
     consumer.subscribe([topic])
