@@ -48,6 +48,8 @@ from kstreams._core.rdkafka cimport (
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
+ctypedef rd_kafka_error_t *(*txn_call_t)(rd_kafka_t *rk, int timeout_ms) noexcept nogil
+
 from kstreams._core import rdkafka
 
 
@@ -296,14 +298,18 @@ cdef class RdKafkaProducer:
         if exc is not None:
             raise exc
 
-    def init_transactions(self, timeout=None):
-        """Register the ``transactional.id`` (fencing older producers with it)."""
+    cdef void _blocking(self, txn_call_t call, object timeout) except *:
+        """A transactional call taking a timeout, run without the GIL."""
         cdef rd_kafka_t *rk = self._handle()
         cdef int ms = _ms(timeout)
         cdef rd_kafka_error_t *error
         with nogil:
-            error = self._api.init_transactions(rk, ms)
+            error = call(rk, ms)
         self._check(error)
+
+    def init_transactions(self, timeout=None):
+        """Register the ``transactional.id`` (fencing older producers with it)."""
+        self._blocking(self._api.init_transactions, timeout)
 
     def begin_transaction(self):
         """Start a transaction."""
@@ -344,18 +350,8 @@ cdef class RdKafkaProducer:
 
     def commit_transaction(self, timeout=None):
         """Flush and commit the transaction."""
-        cdef rd_kafka_t *rk = self._handle()
-        cdef int ms = _ms(timeout)
-        cdef rd_kafka_error_t *error
-        with nogil:
-            error = self._api.commit_transaction(rk, ms)
-        self._check(error)
+        self._blocking(self._api.commit_transaction, timeout)
 
     def abort_transaction(self, timeout=None):
         """Abort the transaction (queued and in-flight records are purged)."""
-        cdef rd_kafka_t *rk = self._handle()
-        cdef int ms = _ms(timeout)
-        cdef rd_kafka_error_t *error
-        with nogil:
-            error = self._api.abort_transaction(rk, ms)
-        self._check(error)
+        self._blocking(self._api.abort_transaction, timeout)
