@@ -1,9 +1,10 @@
 """One measured run: start a system's processes, watch its output, stop it, verify, measure.
 
 The measured interval runs from the first input record consumed (the earliest
-``BENCH first_record_ms`` any of the system's processes prints) to the moment the observer has
-read, with a ``read_committed`` consumer, as many output records as a complete run writes. Over
-that interval:
+``BENCH first_record_ms`` any of the system's processes prints) to the moment as many output
+records as a complete run writes had been committed: readable by a ``read_committed`` consumer
+(the observer samples the output's last stable offsets every 50 ms and reads the records once
+they may be complete, see :class:`~bench.compare.kafka_io.OutputObserver`). Over that interval:
 
 * ``records_per_s``: input records / interval;
 * ``cpu_s``: user + system CPU time of the system's processes (all their threads) from
@@ -334,23 +335,23 @@ def run_once(system: System, workload: str, guarantee: str, run: int, plan: RunP
             if observer.error:
                 reason = observer.error
                 break
-            if observer.reached_at is not None:
-                if now - observer.reached_at >= limits.settle_s:
+            if observer.done_at is not None:
+                if now - observer.done_at >= limits.settle_s:
                     break
                 continue
             dead = [p for p in processes if p.poll() is not None]
             if dead:
                 reason = (f"process exited with code {dead[0].returncode} before the output was complete "
-                          f"({observer.count} of {expected}); see {dead[0].log_path}")
+                          f"({observer.progress()} of {expected}); see {dead[0].log_path}")
                 break
             if observer.last_at is None and now - started > limits.startup_s:
                 reason = f"no output within {limits.startup_s:.0f} s"
                 break
             if observer.last_at is not None and now - observer.last_at > limits.idle_s:
-                reason = f"output stalled for {limits.idle_s:.0f} s at {observer.count} of {expected} records"
+                reason = f"output stalled for {limits.idle_s:.0f} s at {observer.progress()} of {expected} records"
                 break
             if now - started > limits.run_s:
-                reason = f"run timeout ({limits.run_s:.0f} s) at {observer.count} of {expected} records"
+                reason = f"run timeout ({limits.run_s:.0f} s) at {observer.progress()} of {expected} records"
                 break
         sampler.stop()
         for process in processes:

@@ -73,6 +73,8 @@ def test_correct_system_is_measured(plan: RunPlan) -> None:
     assert result.cpu_s is not None and result.peak_rss_mb and result.peak_rss_mb > 10
     assert result.verdict["ok"] and result.settings[0]["system"] == "plain"
     assert result.exit_codes == [0] and result.stop_clean
+    counts = [n for _, n in result.output_timeline]
+    assert counts == sorted(counts) and counts[-1] == 3000
 
 
 @pytest.mark.parametrize("fault,guarantee,problem", [
