@@ -218,9 +218,11 @@ def _run_all(plan: RunPlan, registry: dict[str, systems.System], names: list[str
     from bench.compare.harness import run_once
 
     jobs = []
+    # runs of a workload alternate between guarantees and between systems (the first system
+    # rotates), so a slow spell of the shared machine does not land on one cell
     for workload in workload_names:
-        for guarantee in guarantees:
-            for run_index in range(runs):
+        for run_index in range(runs):
+            for guarantee in guarantees:
                 order = names[run_index % len(names):] + names[:run_index % len(names)] if names else []
                 for name in order:
                     if registry[name].supports(workload, guarantee):

@@ -4,7 +4,7 @@ cpdef int murmur2_partition(bytes key, int num_partitions)
 
 @cython.final
 cdef class RecordCollector:
-    cdef public list buffer
+    cdef list _buffer
     cdef public object produce
     cdef public object on_produce_error
     cdef dict _partition_counts
@@ -21,4 +21,5 @@ cdef class RecordCollector:
     cpdef void send_buffered(self) except *
     cpdef int partition_count(self, str topic) except -1
     cpdef int default_partition(self, str topic, object key) except -2
+    cpdef Py_ssize_t buffered(self)
     cpdef list drain(self)

@@ -1,7 +1,8 @@
 """The record collector: where sinks and change-logging stores hand over serialized records.
 
-A collector either buffers ``(topic, partition, key, value, timestamp, headers)`` tuples for its
-driver to drain (the test driver and the in-process benchmark), or calls ``produce`` directly
+A collector either buffers its records for its driver to drain as ``(topic, partition, key,
+value, timestamp, headers)`` tuples (the test driver and the in-process benchmark) or to send
+later (the Kafka runtime while an exactly-once commit is in flight), or calls ``produce`` directly
 (the Kafka runtime passes the producer's ``produce``, called positionally as
 ``produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)``).
 
@@ -78,7 +79,7 @@ class RecordCollector:
 
     def __init__(self, partition_count_lookup: object, produce: object = None,
                  on_produce_error: object = None) -> None:
-        self.buffer = []
+        self._buffer = []
         self.produce = produce
         self.on_produce_error = on_produce_error
         self._partition_counts = {}
@@ -95,7 +96,15 @@ class RecordCollector:
             partition = self.default_partition(topic, key)
         self.sent += 1
         if self.produce is None:
-            self.buffer.append((topic, partition, key, value, timestamp, headers))
+            # flat, six slots per record: no tuple per record, which (kept alive for the tens of
+            # milliseconds an exactly-once commit takes) made the cyclic GC busy
+            buf: list = self._buffer
+            buf.append(topic)
+            buf.append(partition)
+            buf.append(key)
+            buf.append(value)
+            buf.append(timestamp)
+            buf.append(headers)
         else:
             self._produce(topic, partition, key, value, timestamp, headers)
 
@@ -111,11 +120,12 @@ class RecordCollector:
 
     def send_buffered(self) -> None:
         """Hand the buffered records to ``produce`` (which must be set), in the order they were sent."""
-        buffered: list = self.buffer
-        self.buffer = []
-        record: tuple
-        for record in buffered:
-            self._produce(record[0], record[1], record[2], record[3], record[4], record[5])
+        buf: list = self._buffer
+        self._buffer = []
+        n: cython.Py_ssize_t = len(buf)
+        i: cython.Py_ssize_t
+        for i in range(0, n, 6):
+            self._produce(buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4], buf[i + 5])
 
     def partition_count(self, topic: str) -> cython.int:
         """Number of partitions of ``topic`` (looked up once, then cached)."""
@@ -144,8 +154,15 @@ class RecordCollector:
             return c % n
         return murmur2_partition(key, n)
 
+    def buffered(self) -> cython.Py_ssize_t:
+        """Number of records buffered."""
+        return len(self._buffer) // 6
+
     def drain(self) -> list:
-        """Return and forget the buffered records."""
-        out = self.buffer
-        self.buffer = []
-        return out
+        """Return and forget the buffered records, as ``(topic, partition, key, value, timestamp,
+        headers)`` tuples."""
+        buf: list = self._buffer
+        self._buffer = []
+        n: cython.Py_ssize_t = len(buf)
+        i: cython.Py_ssize_t
+        return [(buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4], buf[i + 5]) for i in range(0, n, 6)]

@@ -912,7 +912,7 @@ class StreamThread(threading.Thread):
             self._set_buffering(False, drain=False)
             raise StreamsError("; ".join(self._production_errors[:3]))
         self._apply_commit(inflight)
-        if any(e.task.collector.buffer for e in self.tasks.values()):
+        if any(e.task.collector.buffered() for e in self.tasks.values()):
             assert self.producer is not None
             self._txn_call(self.producer.begin_transaction)
             self._txn_open = True

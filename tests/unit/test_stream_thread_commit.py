@@ -85,14 +85,14 @@ def test_records_processed_while_the_transaction_commits_go_into_the_next_one():
     thread._commit(force=False)
     assert producer.committing.wait(10)  # the helper thread is committing; this thread goes on
     _process(task, 1)
-    assert task.collector.buffer and ("produce", b"k1") not in producer.calls
+    assert task.collector.buffered() and ("produce", b"k1") not in producer.calls
     thread._finish_commit(wait=False)  # not done yet: nothing changes
     assert thread._inflight is not None
     producer.release.set()
     thread._finish_commit(wait=True)
     assert producer.calls == [("produce", b"k0"), ("offsets", [("in", 0, 1)]), ("commit",), ("begin",),
                               ("produce", b"k1")]
-    assert thread._txn_open and not task.collector.buffer
+    assert thread._txn_open and not task.collector.buffered()
     _process(task, 2)  # straight to the producer again
     assert producer.calls[-1] == ("produce", b"k2")
 
@@ -119,6 +119,6 @@ def test_a_failed_commit_drops_what_was_buffered_and_rewinds():
     producer.release.set()
     with pytest.raises(TaskMigratedError):
         thread._finish_commit(wait=True)
-    assert not task.collector.buffer and not thread._buffering
+    assert not task.collector.buffered() and not thread._buffering
     thread._abort_transaction()
     assert producer.calls == [("produce", b"k0"), ("offsets", [("in", 0, 1)]), ("abort",)]
