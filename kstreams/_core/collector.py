@@ -165,4 +165,7 @@ class RecordCollector:
         self._buffer = []
         n: cython.Py_ssize_t = len(buf)
         i: cython.Py_ssize_t
-        return [(buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4], buf[i + 5]) for i in range(0, n, 6)]
+        out = []
+        for i in range(0, n, 6):
+            out.append((buf[i], buf[i + 1], buf[i + 2], buf[i + 3], buf[i + 4], buf[i + 5]))
+        return out
