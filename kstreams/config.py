@@ -62,7 +62,12 @@ _DEFINITIONS: dict[str, tuple[str, Any]] = {
     "application.server": (_STR, ""),
     "max.poll.records": (_INT, 1000),
     "topology.optimization": (_STR, "none"),
+    "retry.backoff.ms": (_INT, 100),
+    "retry.backoff.max.ms": (_INT, 1000),
 }
+
+_SHARED_WITH_CLIENTS = ("retry.backoff.ms", "retry.backoff.max.ms")
+"""Streams keys that, when set, also go to every Kafka client (as Java's StreamsConfig passes them on)."""
 
 # Names Kafka Streams 4.x still accepts but deprecates (KIP-1056 dropped the "default." prefix of the
 # exception-handler keys; KIP-770 renamed the cache size). When both spellings are set the new one
@@ -165,7 +170,8 @@ class StreamsConfig(Mapping[str, Any]):
         if guarantee == EXACTLY_ONCE_V2 and "commit.interval.ms" not in self._explicit:
             v["commit.interval.ms"] = 100
         for key, low in (("num.stream.threads", 1), ("commit.interval.ms", 0), ("buffered.records.per.partition", 1),
-                         ("statestore.cache.max.bytes", 0), ("poll.ms", 0), ("max.poll.records", 1)):
+                         ("statestore.cache.max.bytes", 0), ("poll.ms", 0), ("max.poll.records", 1),
+                         ("retry.backoff.ms", 1), ("retry.backoff.max.ms", 1)):
             if v[key] < low:
                 raise ConfigError(f"Invalid value {v[key]} for configuration {key!r}: must be at least {low}")
         if v["max.task.idle.ms"] < -1:
@@ -230,7 +236,7 @@ class StreamsConfig(Mapping[str, Any]):
     def client_config(self, client: str) -> dict[str, Any]:
         """librdkafka properties for one client: ``"consumer"``, ``"producer"``, ``"admin"``,
         ``"main.consumer"`` or ``"restore.consumer"`` (unprefixed dotted keys go to all)."""
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {key: self._values[key] for key in _SHARED_WITH_CLIENTS if key in self._explicit}
         prefixes = [client + "."]
         if client in ("main.consumer", "restore.consumer"):
             prefixes.insert(0, "consumer.")

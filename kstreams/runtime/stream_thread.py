@@ -203,6 +203,7 @@ class StreamThread(threading.Thread):
         self._callback_error: BaseException | None = None
         self._txn_timeout = 60.0
         self._assign_failing_since: float | None = None
+        self._assign_failures = 0  # consecutive failed assignments (the rejoin backs off)
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
         self._processed_last = 0
@@ -430,6 +431,7 @@ class StreamThread(threading.Thread):
         if to_pause:
             consumer.pause(to_pause)
         self._assign_failing_since = None
+        self._assign_failures = 0
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
         if not by_task:  # no task to start: the thread runs, idle (more members than tasks)
             self._set_state(ThreadState.RUNNING)
@@ -604,9 +606,28 @@ class StreamThread(threading.Thread):
         assert self.consumer is not None
         self.consumer.unsubscribe()
         if self.eos:
-            self.producer = None
+            # a fenced or failed transactional producer cannot go on: destroy it now (what it still
+            # holds belongs to the aborted transaction) rather than leave it retrying in the background
+            old, self.producer = self.producer, None
+            if isinstance(old, RdKafkaProducer):
+                old.close()
+            del old
             self._create_producer()
+        if self._assign_failing_since is not None:
+            self._backoff_rejoin()
         self._subscribe()
+
+    def _backoff_rejoin(self) -> None:
+        """Wait before rejoining after a failed assignment (e.g. a broker down while the tasks were
+        being created): ``retry.backoff.ms``, doubled for every consecutive failure up to
+        ``retry.backoff.max.ms``, as Kafka's clients back off their retries. A shutdown request
+        ends the wait."""
+        self._assign_failures += 1
+        base = self.config["retry.backoff.ms"]
+        delay_ms = min(max(base, self.config["retry.backoff.max.ms"]), base << min(self._assign_failures - 1, 20))
+        log.info("%s: assignment failed %d time(s) in a row; rejoining the group in %d ms",
+                 self.name, self._assign_failures, delay_ms)
+        self._shutdown_requested.wait(delay_ms / 1000.0)
 
     def _subscribe(self) -> None:
         assert self.consumer is not None

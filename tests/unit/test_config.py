@@ -32,6 +32,7 @@ BASE = {"application.id": "app", "bootstrap.servers": "127.0.0.1:9"}
     ({**BASE, "no.such.streams.key": 1}, "no.such.streams.key"),
     ({**BASE, "typo": 1}, "typo"),
     ({**BASE, "application.id": "my app/1"}, "application.id"),
+    ({**BASE, "retry.backoff.ms": 0}, "retry.backoff.ms"),
 ])
 def test_config_mistakes_name_the_key(props, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -85,3 +86,11 @@ def test_new_key_name_wins_over_deprecated_one(caplog):
                                     "production.exception.handler": "fail"})
     assert app.config.production_handler is None  # "fail" is the built-in handler
     assert "'default.production.exception.handler' is ignored" in caplog.text
+
+
+def test_retry_backoff_is_a_streams_key_that_reaches_the_clients_when_set():
+    app = KafkaStreams(topology(), {**BASE, "retry.backoff.ms": 250, "producer.retry.backoff.ms": 50})
+    assert app.config["retry.backoff.ms"] == 250 and app.config["retry.backoff.max.ms"] == 1000
+    assert app.config.client_config("main.consumer") == {"retry.backoff.ms": 250}
+    assert app.config.client_config("producer") == {"retry.backoff.ms": 50}  # the prefixed one wins
+    assert KafkaStreams(topology(), BASE).config.client_config("admin") == {}  # librdkafka's defaults
