@@ -171,7 +171,7 @@ class StreamsConfig(Mapping[str, Any]):
             v["commit.interval.ms"] = 100
         for key, low in (("num.stream.threads", 1), ("commit.interval.ms", 0), ("buffered.records.per.partition", 1),
                          ("statestore.cache.max.bytes", 0), ("poll.ms", 0), ("max.poll.records", 1),
-                         ("retry.backoff.ms", 1), ("retry.backoff.max.ms", 1)):
+                         ("retry.backoff.ms", 0), ("retry.backoff.max.ms", 0)):
             if v[key] < low:
                 raise ConfigError(f"Invalid value {v[key]} for configuration {key!r}: must be at least {low}")
         if v["max.task.idle.ms"] < -1:

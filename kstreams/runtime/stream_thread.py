@@ -295,8 +295,14 @@ class StreamThread(threading.Thread):
                 log.debug("%s: error while closing clients: %r", self.name, exc)
 
     def _close_producer(self) -> None:
-        if self._inflight is not None:
+        inflight = self._inflight
+        if inflight is not None:
             self._abort_transaction()
+        if self.producer is not None and inflight is not None and not inflight.finished.is_set():
+            # the commit helper is still inside a call on this producer (see _finish_commit):
+            # destroying it under that call would crash; the helper keeps it until the call returns
+            log.warning("%s: a transaction commit is still blocked; leaving its producer to it", self.name)
+            self.producer = None
         if self.producer is not None:
             if self.eos and self._txn_open:
                 try:
@@ -601,6 +607,7 @@ class StreamThread(threading.Thread):
     def _handle_migrated(self) -> None:
         self._production_errors.clear()
         self._producer_failed = False  # under exactly_once_v2 the producer is replaced below
+        inflight = self._inflight
         self._abort_transaction()
         self._close_tasks(list(self.tasks), clean=False)
         assert self.consumer is not None
@@ -608,8 +615,9 @@ class StreamThread(threading.Thread):
         if self.eos:
             # a fenced or failed transactional producer cannot go on: destroy it now (what it still
             # holds belongs to the aborted transaction) rather than leave it retrying in the background
+            # (unless a commit helper is still inside a call on it: it keeps it until the call returns)
             old, self.producer = self.producer, None
-            if isinstance(old, RdKafkaProducer):
+            if isinstance(old, RdKafkaProducer) and (inflight is None or inflight.finished.is_set()):
                 old.close()
             del old
             self._create_producer()

@@ -32,7 +32,7 @@ BASE = {"application.id": "app", "bootstrap.servers": "127.0.0.1:9"}
     ({**BASE, "no.such.streams.key": 1}, "no.such.streams.key"),
     ({**BASE, "typo": 1}, "typo"),
     ({**BASE, "application.id": "my app/1"}, "application.id"),
-    ({**BASE, "retry.backoff.ms": 0}, "retry.backoff.ms"),
+    ({**BASE, "retry.backoff.ms": -1}, "retry.backoff.ms"),
 ])
 def test_config_mistakes_name_the_key(props, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -122,3 +122,19 @@ def test_a_failed_commit_drops_what_was_buffered_and_rewinds():
     assert not task.collector.buffered() and not thread._buffering
     thread._abort_transaction()
     assert producer.calls == [("produce", b"k0"), ("offsets", [("in", 0, 1)]), ("abort",)]
+
+
+def test_closing_leaves_a_producer_still_blocked_in_a_commit_to_its_helper():
+    producer = _Producer()
+    producer.flush = lambda *_: producer.calls.append(("flush",))  # type: ignore[attr-defined]
+    thread, task = _running_thread(producer)
+    thread._txn_timeout = 0.05  # the helper stays blocked past it
+    _process(task, 0)
+    thread._commit(force=False)
+    assert producer.committing.wait(10)
+    thread._close_producer()
+    # not flushed (nor destroyed) under the helper's call, just let go of; librdkafka refuses the
+    # abort tried meanwhile (a conflicting transactional call), which is harmless
+    assert thread.producer is None and thread._inflight is None
+    assert ("flush",) not in producer.calls
+    producer.release.set()
