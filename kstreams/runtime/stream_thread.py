@@ -295,14 +295,8 @@ class StreamThread(threading.Thread):
                 log.debug("%s: error while closing clients: %r", self.name, exc)
 
     def _close_producer(self) -> None:
-        inflight = self._inflight
-        if inflight is not None:
-            self._abort_transaction()
-        if self.producer is not None and inflight is not None and not inflight.finished.is_set():
-            # the commit helper is still inside a call on this producer (see _finish_commit):
-            # destroying it under that call would crash; the helper keeps it until the call returns
-            log.warning("%s: a transaction commit is still blocked; leaving its producer to it", self.name)
-            self.producer = None
+        if self._inflight is not None:
+            self._abort_transaction(replace_blocked=False)
         if self.producer is not None:
             if self.eos and self._txn_open:
                 try:
@@ -607,17 +601,15 @@ class StreamThread(threading.Thread):
     def _handle_migrated(self) -> None:
         self._production_errors.clear()
         self._producer_failed = False  # under exactly_once_v2 the producer is replaced below
-        inflight = self._inflight
-        self._abort_transaction()
+        self._abort_transaction(replace_blocked=False)
         self._close_tasks(list(self.tasks), clean=False)
         assert self.consumer is not None
         self.consumer.unsubscribe()
         if self.eos:
             # a fenced or failed transactional producer cannot go on: destroy it now (what it still
             # holds belongs to the aborted transaction) rather than leave it retrying in the background
-            # (unless a commit helper is still inside a call on it: it keeps it until the call returns)
             old, self.producer = self.producer, None
-            if isinstance(old, RdKafkaProducer) and (inflight is None or inflight.finished.is_set()):
+            if isinstance(old, RdKafkaProducer):
                 old.close()
             del old
             self._create_producer()
@@ -674,12 +666,17 @@ class StreamThread(threading.Thread):
         assert exc is not None
         raise exc
 
-    def _abort_transaction(self) -> None:
+    def _abort_transaction(self, replace_blocked: bool = True) -> None:
+        """Abort the open transaction (the tasks are being rewound), after waiting for a commit in
+        flight; a commit still blocked leaves its producer to its helper (replaced by a new one
+        when ``replace_blocked``)."""
         if self._changelog_ends is not None:
             self._changelog_ends.forget()
         inflight, self._inflight = self._inflight, None
         if inflight is not None:  # the tasks are rewound: wait for the commit, drop what was buffered
-            if inflight.finished.wait(self._txn_timeout + 2.0) and inflight.error is None:
+            if not inflight.finished.wait(self._txn_timeout + 2.0):
+                self._leave_producer_to_blocked_commit(replace_blocked)
+            elif inflight.error is None:
                 self._txn_open = False  # it committed: nothing is open to abort
         if self._buffering:
             self._set_buffering(False, drain=False)
@@ -924,11 +921,8 @@ class StreamThread(threading.Thread):
         if not inflight.finished.wait(self._txn_timeout + 2.0 if wait else 0):
             if not wait:
                 return
-            log.warning("%s: committing the transaction did not finish within %.0f s; replacing the producer",
-                        self.name, self._txn_timeout + 2.0)
             self._inflight = None
-            self.producer = None  # the helper thread keeps it until its call returns
-            self._create_producer()
+            self._leave_producer_to_blocked_commit(replace=True)
             self._set_buffering(False, drain=False)
             raise TaskMigratedError("the transaction commit blocked (the group coordinator is unreachable)")
         self._inflight = None
@@ -946,6 +940,18 @@ class StreamThread(threading.Thread):
             self._txn_call(self.producer.begin_transaction)
             self._txn_open = True
         self._set_buffering(False)
+
+    def _leave_producer_to_blocked_commit(self, replace: bool) -> None:
+        """The commit helper is still inside a call on the producer (see :meth:`_finish_commit`):
+        aborting, flushing or destroying the producer under that call is unsafe, so the helper
+        keeps it until the call returns. ``replace``: a new producer takes its place (its
+        ``init_transactions`` fences the old one)."""
+        log.warning("%s: committing the transaction did not finish within %.0f s; %s the producer",
+                    self.name, self._txn_timeout + 2.0, "replacing" if replace else "leaving")
+        self.producer = None
+        self._txn_open = False
+        if replace:
+            self._create_producer()
 
     def _apply_commit(self, done: _InflightCommit) -> None:
         """Phase 2: stores apply their batches with the changelog end offsets asked for after the

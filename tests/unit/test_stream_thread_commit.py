@@ -133,8 +133,22 @@ def test_closing_leaves_a_producer_still_blocked_in_a_commit_to_its_helper():
     thread._commit(force=False)
     assert producer.committing.wait(10)
     thread._close_producer()
-    # not flushed (nor destroyed) under the helper's call, just let go of; librdkafka refuses the
-    # abort tried meanwhile (a conflicting transactional call), which is harmless
+    # neither aborted nor flushed (nor destroyed) under the helper's call: just let go of
     assert thread.producer is None and thread._inflight is None
-    assert ("flush",) not in producer.calls
+    assert ("flush",) not in producer.calls and ("abort",) not in producer.calls
+    producer.release.set()
+
+
+def test_rewinding_past_a_blocked_commit_replaces_the_producer_and_leaves_the_old_one_alone():
+    producer = _Producer()
+    thread, task = _running_thread(producer)
+    thread._txn_timeout = 0.05
+    replacement = _Producer()
+    thread._create_producer = lambda: setattr(thread, "producer", replacement)  # type: ignore[method-assign]
+    _process(task, 0)
+    thread._commit(force=False)
+    assert producer.committing.wait(10)
+    thread._abort_transaction()  # e.g. partitions lost while the commit hangs
+    assert thread.producer is replacement and not thread._txn_open
+    assert ("abort",) not in producer.calls and not replacement.calls and thread._inflight is None
     producer.release.set()
