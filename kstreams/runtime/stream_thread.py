@@ -47,6 +47,7 @@ from kstreams.runtime.clients import (
 )
 from kstreams.runtime.metrics import Sensor
 from kstreams.runtime.topics import TopologyMetadata
+from kstreams.state.keyvalue import DEFER_RECORDS_EXTRA
 from kstreams.state.restore import StoreRestorer
 from kstreams.tasks import build_task
 from kstreams.topology import Topology
@@ -68,6 +69,11 @@ _RETRIABLE_DELIVERY_CODES = frozenset((
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.NETWORK_EXCEPTION, KafkaError.KAFKA_STORAGE_ERROR))
 _PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
+_STORE_EXTRA = {DEFER_RECORDS_EXTRA: 10_000}
+"""A persistent store writes its committed entries to disk once per ~10,000 changelog records, not
+at every commit. That bounds the changelog tail a crash leaves to restore, as Kafka Streams
+bounds it by writing its checkpoint file only once the offsets moved by more than 10,000
+(``StateManagerUtil.OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT``)."""
 _MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
 
 
@@ -459,7 +465,7 @@ class StreamThread(threading.Thread):
                                     self._on_produce_error)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
-                          lag_provider=self._lag, wall_clock=_now_ms())
+                          lag_provider=self._lag, wall_clock=_now_ms(), store_extra=_STORE_EXTRA)
         stream_time = -1
         for t, p in tps:
             tp = committed.get((t, p))
