@@ -841,6 +841,12 @@ class KVStoreCore:
         return len(self._pending)
 
     @property
+    def offset_wanted(self) -> bool:
+        """Whether the changelog's end offset is worth asking for: the store has none yet, or
+        its next batch is near (a store that writes at every commit always wants it)."""
+        return self._last_offset is None or 2 * self._deferred_records >= self.defer_records
+
+    @property
     def deferred_count(self) -> int:
         """Number of committed entries not handed to the bytes store yet."""
         return len(self._deferred)

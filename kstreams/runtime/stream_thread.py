@@ -566,6 +566,8 @@ class StreamThread(threading.Thread):
     def _close_tasks(self, keys: list[tuple[int, int]], clean: bool) -> None:
         if keys and self._changelog_ends is not None:
             self._changelog_ends.forget()  # its answer was for stores about to close
+            if clean:
+                self._take_final_offsets(keys)
         for key in keys:
             entry = self.tasks.pop(key, None)
             if entry is None:
@@ -593,6 +595,27 @@ class StreamThread(threading.Thread):
                     store.close()
                 except Exception as exc:
                     log.warning("%s: closing store %s of task %s: %r", self.name, store.name, entry.task.task_id, exc)
+
+    def _take_final_offsets(self, keys: list[tuple[int, int]]) -> None:
+        """After the last commit of tasks closing cleanly, their stores take their changelogs'
+        last stable offsets, so the batch they write on close leaves a restart little or nothing
+        to restore (during processing a store asks for offsets only when its next batch is near).
+        Stable offsets stop below a transaction not decided yet (the markers of our own last
+        commit may still be on their way): the restore then reads across it."""
+        assert self._changelog_ends is not None
+        stores = [(store, (store.changelog_topic, entry.partition))
+                  for entry in (self.tasks[k] for k in keys if k in self.tasks)
+                  for store in entry.task.stores.values()
+                  if getattr(store, "defer_records", 0) and store.changelog_topic]
+        if not stores:
+            return
+        ends = self._changelog_ends.answer_now(sorted({tp for _, tp in stores}), _FIRST_ENDS_TIMEOUT_S, stable=True)
+        for store, tp in stores:
+            if tp in ends:
+                try:
+                    store.commit(ends[tp])
+                except Exception as exc:  # the store's close reports it again; a restart restores more
+                    log.warning("%s: store %s: writing its final changelog offset: %r", self.name, store.name, exc)
 
     def _production_failure(self) -> StreamsError:
         """What to raise for the production errors recorded: the thread fails when a record's
@@ -965,15 +988,20 @@ class StreamThread(threading.Thread):
         ends = self._changelog_ends.take() if self._changelog_ends is not None else {}
         if done.first_offsets and self._changelog_ends is not None:
             ends.update(self._changelog_ends.answer_now(done.changed, _FIRST_ENDS_TIMEOUT_S))
+        changed = set(done.changed)
+        wanted = []  # the changelogs of stores that write a batch soon
         for e in done.entries:
             for store in e.task.stores.values():
                 if not hasattr(store, "prepare_commit"):
                     continue
-                offset = ends.get((store.changelog_topic, e.partition)) if store.changelog_topic else None
+                tp = (store.changelog_topic, e.partition)
+                offset = ends.get(tp) if store.changelog_topic else None
                 if store.pending_count > 0 or offset is not None:
                     store.commit(offset)
+                if tp in changed and getattr(store, "offset_wanted", True):
+                    wanted.append(tp)
         if self._changelog_ends is not None:
-            self._changelog_ends.request(done.changed)
+            self._changelog_ends.request(wanted)
         self.sensors["commit"].record(1, time.perf_counter() - done.t0)
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)
