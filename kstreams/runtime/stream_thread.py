@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import queue
 import sys
 import threading
 import time
@@ -123,18 +124,40 @@ class _InflightCommit:
         self.finished = threading.Event()
         self.error: BaseException | None = None
 
-    def start(self, fn: Callable[..., None], *args: Any, name: str) -> None:
-        """Run ``fn(*args)`` on a daemon thread; its exception is kept in ``error``."""
+    def run(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` (on the commit helper's thread); its exception is kept in ``error``."""
+        try:
+            fn(*args)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.finished.set()
 
-        def run() -> None:
-            try:
-                fn(*args)
-            except BaseException as exc:
-                self.error = exc
-            finally:
-                self.finished.set()
 
-        threading.Thread(target=run, name=name, daemon=True).start()
+class _CommitHelper:
+    """The daemon thread an exactly_once_v2 commit runs on, one commit after the other (a thread
+    started per commit kept the stream thread waiting for it to start, ten times a second).
+
+    ``retire()`` lets it go: it exits after the commit it is running, if any. A commit blocked
+    in librdkafka keeps its helper; the stream thread starts a new one."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[_InflightCommit, Callable[..., None], tuple[Any, ...]] | None] = \
+            queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            inflight, fn, args = job
+            inflight.run(fn, *args)
+
+    def submit(self, inflight: _InflightCommit, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``inflight.run(fn, *args)`` after the commits submitted before it."""
+        self._jobs.put((inflight, fn, args))
+
+    def retire(self) -> None:
+        """Exit once the commit running, if any, returns."""
+        self._jobs.put(None)
 
 
 @dataclass(frozen=True)
@@ -188,6 +211,7 @@ class StreamThread(threading.Thread):
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
         self._inflight: _InflightCommit | None = None  # an exactly_once_v2 commit still running
+        self._commit_helper: _CommitHelper | None = None  # the thread it runs on (started on first use)
         self._buffering = False  # the tasks' output waits in their collectors (a commit is running)
         self._last_commit = time.monotonic()
         self._changelog_ends: ChangelogEnds | None = None
@@ -293,8 +317,13 @@ class StreamThread(threading.Thread):
                 log.info("%s: using confluent-kafka's producer (%s)", self.name, exc)
         return Producer({**conf, "error_cb": self._on_client_error, "on_delivery": self._on_delivery_error})
 
+    def _retire_commit_helper(self) -> None:
+        if self._commit_helper is not None:
+            self._commit_helper.retire()
+            self._commit_helper = None
+
     def _close_clients(self) -> None:
-        for closer in (self._close_producer, self._close_consumers):
+        for closer in (self._close_producer, self._close_consumers, self._retire_commit_helper):
             try:
                 closer()
             except Exception as exc:  # closing is best effort
@@ -905,8 +934,10 @@ class StreamThread(threading.Thread):
             # the producer refuses records while the transaction commits: outputs wait in the collectors
             self._set_buffering(True)
             self._inflight = done
-            done.start(self._commit_transaction, self.producer, offsets, self.consumer.consumer_group_metadata(),
-                       name=f"{self.name}-commit")
+            if self._commit_helper is None:
+                self._commit_helper = _CommitHelper(f"{self.name}-commit")
+            self._commit_helper.submit(done, self._commit_transaction, self.producer, offsets,
+                                       self.consumer.consumer_group_metadata())
             if force or first_offsets:
                 # a store's first commit also waits for phase 2: until a store holds a changelog
                 # offset, a crash makes its restart restore the whole changelog
@@ -977,6 +1008,7 @@ class StreamThread(threading.Thread):
         ``init_transactions`` fences the old one)."""
         log.warning("%s: committing the transaction did not finish within %.0f s; %s the producer",
                     self.name, self._txn_timeout + 2.0, "replacing" if replace else "leaving")
+        self._retire_commit_helper()  # it stays with the blocked call; the next commit starts another
         self.producer = None
         self._txn_open = False
         if replace:
