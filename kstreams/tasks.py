@@ -111,12 +111,14 @@ def build_task(
     input_topics: list[str] | None = None,
     lag_provider: Callable[[str, int], int | None] | None = None,
     wall_clock: int = 0,
+    store_extra: dict[str, Any] | None = None,
 ) -> StreamTask:
     """Create the task ``<sub.id>_<partition>`` with its nodes, input queues and stores.
 
     ``input_topics`` limits the queues to topics that have this partition (default: all sources
-    of the sub-topology). Stores are built and opened; processors are not initialized yet
-    (call ``task.init_topology`` after restoring the stores).
+    of the sub-topology). Stores are built and opened (``store_extra``: their
+    :attr:`StateStoreContext.extra`); processors are not initialized yet (call
+    ``task.init_topology`` after restoring the stores).
     """
     task_id = task_id_of(sub.id, partition)
     nodes_def = topology.nodes
@@ -181,7 +183,7 @@ def build_task(
             application_id=application_id, task_id=task_id, partition=partition, state_dir=task_dir,
             app_configs=app_configs, collector=collector, processor_context=ctx,
             changelog_topic=changelog_topic(application_id, store_name) if builder.logging_enabled else None,
-            default_key_serde=default_key, default_value_serde=default_value))
+            default_key_serde=default_key, default_value_serde=default_value, extra=dict(store_extra or {})))
         stores[store_name] = store
     ctx.stores = stores
     return StreamTask(task_id, ctx, group, collector, list(nodes.values()), stores)

@@ -44,9 +44,16 @@ cdef class KVStoreCore:
     cdef Py_ssize_t _evict_at
     cdef dict _cache
     cdef list _dirty
-    cdef list _pending
+    cdef readonly Py_ssize_t defer_records
+    cdef dict _pending
     cdef list _pending_entries
-    cdef list _applying
+    cdef Py_ssize_t _pending_bytes
+    cdef dict _deferred
+    cdef list _deferred_entries
+    cdef Py_ssize_t _deferred_records
+    cdef Py_ssize_t _deferred_bytes
+    cdef object _deferred_offset
+    cdef dict _applying
     cdef list _applying_entries
     cdef object _apply_handle
     cdef object _write_async
@@ -75,5 +82,7 @@ cdef class KVStoreCore:
     cdef long long _record_ts(self) except? -2
     cdef void _evict(self) except *
     cdef bint _finish_apply(self) except -1
+    cdef bint _write_due(self) except -1
+    cdef void _write_deferred(self, bint wait) except *
     cdef void _send(self, object topic, object kb, object cv, long long ts, int partition) except *
     cdef list _overlay(self, object from_kb, object to_kb, bint reverse)

@@ -4,8 +4,9 @@ Compiled by Cython (see ``kvstore.pxd``); the same source runs as plain Python. 
 knows nothing about LevelDB: it talks to a *bytes store* (``inner``) through
 
 * ``get(key_bytes) -> bytes | None``,
-* ``write_batch(pairs, changelog_offset)``: apply ``[(key_bytes, value_bytes_or_None), ...]``
-  atomically, together with the changelog offset they reach (``None``: keep the stored one),
+* ``write_batch(pairs, changelog_offset)``: apply the ``(key_bytes, value_bytes_or_None)`` pairs
+  (an iterable; each key once) atomically, together with the changelog offset they reach
+  (``None``: keep the stored one),
 * ``range(from_bytes, to_bytes, reverse) -> iterator of (key_bytes, value_bytes)``, inclusive
   bounds, ``None`` unbounded, in unsigned byte order.
 
@@ -25,6 +26,13 @@ Commit, in two phases (DESIGN §5):
    through the task's record collector and keeps them *pending*;
 2. :meth:`KVStoreCore.commit` applies the pending entries to the bytes store in one batch
    together with the changelog offset they reach.
+
+A store may *defer* phase 2's batch (``defer_records``, set by the Kafka runtime): committed
+entries stay in memory, pinned, until about that many changelog records were committed since
+the last batch, then one batch carries them all (a hot key once) with the latest changelog
+offset known. Nothing committed is lost by a crash meanwhile: the stored offset is older, so the
+restore replays that tail of the changelog. Under exactly_once_v2 (a commit every 100 ms) this
+writes a fraction of the entries a batch per commit would.
 
 A bytes store may also offer ``write_batch_async(pairs, changelog_offset) -> handle`` (with
 ``done()`` and ``result()``): it returns once the batch is built and writes it on another thread
@@ -302,9 +310,16 @@ class KVStoreCore:
         self._open = False
         self._cache = {}
         self._dirty = []
-        self._pending = []
+        self._pending = {}
         self._pending_entries = []
-        self._applying = []
+        self._pending_bytes = 0
+        self._deferred = {}
+        self._deferred_entries = []
+        self._deferred_records = 0
+        self._deferred_bytes = 0
+        self._deferred_offset = None
+        self.defer_records = 0
+        self._applying = {}
         self._applying_entries = []
         self._apply_handle = None
         self._write_async = None
@@ -327,8 +342,15 @@ class KVStoreCore:
     # -- set-up -------------------------------------------------------------------------------------
 
     def configure(self, key_serde: object, value_serde: object, collector: object, processor_context: object,
-                  changelog_topic: object, partition: int, cache_max_bytes: int, caching_enabled: bool) -> None:
-        """Wire the store to its task (the bytes store must be open already)."""
+                  changelog_topic: object, partition: int, cache_max_bytes: int, caching_enabled: bool,
+                  defer_records: int = 0) -> None:
+        """Wire the store to its task (the bytes store must be open already).
+
+        ``defer_records``: a store with a changelog and a bytes store that writes in the
+        background may keep committed entries in memory until about that many changelog records
+        were committed since its last batch (or they fill half the cache bound): hot keys reach
+        the bytes store once per batch, not once per commit, and a crash replays at most that
+        tail of the changelog. 0: every commit writes its batch."""
         self._key_ser = key_serde.serialize
         self._key_de = key_serde.deserialize
         self._value_ser = value_serde.serialize
@@ -344,6 +366,10 @@ class KVStoreCore:
         self.caching_enabled = caching_enabled
         self._checked_vtype = None
         self._bind_inner()
+        # a store without changelog has nothing to replay a deferred batch from; an in-memory
+        # bytes store (or an LRU map, which plans its evictions per batch) gains nothing
+        deferrable = changelog_topic is not None and self._write_async is not None
+        self.defer_records = max(0, defer_records) if deferrable else 0
 
     def _bind_inner(self) -> None:
         """(Re)bind the bytes store's ``get`` after it was opened or wiped."""
@@ -354,9 +380,10 @@ class KVStoreCore:
         self._open = True
 
     def _close_core(self) -> None:
-        """Forget everything buffered and refuse further use (uncommitted writes are lost)."""
+        """Write what was committed, forget everything else and refuse further use (uncommitted
+        writes are lost)."""
         try:
-            self._finish_apply()
+            self._write_deferred(True)
         finally:
             self._drop_all()
             self._open = False
@@ -365,8 +392,14 @@ class KVStoreCore:
         """Forget the cache and every uncommitted write (call :meth:`wait_applied` first)."""
         self._cache = {}
         self._dirty = []
-        self._pending = []
+        self._pending = {}
         self._pending_entries = []
+        self._pending_bytes = 0
+        self._deferred = {}
+        self._deferred_entries = []
+        self._deferred_records = 0
+        self._deferred_bytes = 0
+        self._deferred_offset = None
         self._sorted_dirty = None
         self._dirty_by_kb = None
         self.cache_bytes = 0
@@ -609,11 +642,12 @@ class KVStoreCore:
         """
         e: _Entry
         ts: cython.longlong
+        i: cython.Py_ssize_t
         dirty = self._dirty
         if not dirty:
             return 0
         n: cython.Py_ssize_t = len(dirty)
-        pairs = []
+        values = []
         for e in dirty:
             if e.typed:
                 if e.value is None:
@@ -627,17 +661,21 @@ class KVStoreCore:
                             f"{self.name!r}: {exc!r}") from exc
             else:
                 vb = e.vb
-            pairs.append((e.kb, vb))
+            values.append(vb)
         topic = self.changelog_topic
         partition: cython.int = self.changelog_partition
-        i: cython.Py_ssize_t
+        pending = self._pending
+        distinct: cython.bint = not pending  # the keys of one prepare are distinct
         for i in range(n):
             e = cython.cast(_Entry, dirty[i])
+            vb = values[i]
             e.dirty = False
             e.pins += 1
+            if not distinct:
+                pending.pop(e.kb, None)  # a key's last write decides its place (an LRU map's recency)
+            pending[e.kb] = vb
             if topic is None:
                 continue
-            vb = pairs[i][1]
             if self.timestamped and vb is not None:
                 ts = _ts_unpack_from(vb, 0)[0]
                 cv = vb[8:]
@@ -649,19 +687,19 @@ class KVStoreCore:
             # a bounded bytes store (LRU map) tells which keys this batch pushes out: they are
             # deleted in the same batch and logged as tombstones, so a restore matches
             ts = self._record_ts()
-            for kb in self._plan_evictions(pairs):
-                pairs.append((kb, None))
+            for kb in self._plan_evictions([(cython.cast(_Entry, dirty[i]).kb, values[i]) for i in range(n)]):
+                pending.pop(kb, None)
+                pending[kb] = None
                 if topic is not None:
                     self._send(topic, kb, None, ts, partition)
+        self._pending_bytes += self.dirty_bytes
         self._dirty = []
         self.dirty_bytes = 0
         self._sorted_dirty = None
         self._dirty_by_kb = None
-        if self._pending:
-            self._pending.extend(pairs)
+        if self._pending_entries:
             self._pending_entries.extend(dirty)
         else:
-            self._pending = pairs
             self._pending_entries = dirty
         return n
 
@@ -674,37 +712,76 @@ class KVStoreCore:
             self._collector_obj.send(topic, kb, cv, ts, (), partition)
 
     def commit(self, changelog_offset: object = None) -> int:
-        """Phase 2: apply the pending entries to the bytes store in one batch with
-        ``changelog_offset`` (the changelog's end offset after them; ``None``: unknown, the stored
-        offset is kept). Returns the number of entries applied."""
-        e: _Entry
-        self._finish_apply()
+        """Phase 2: the pending entries are committed (``changelog_offset``: the changelog's end
+        offset after them, or an earlier one; ``None``: unknown). They go to the bytes store in
+        one batch with the latest offset known, now or, when the store defers its writes
+        (``defer_records``), once enough changelog records have been committed since its last
+        batch. Returns the number of entries committed."""
         pending = self._pending
-        entries = self._pending_entries
         n: cython.Py_ssize_t = len(pending)
-        self._pending = []
-        self._pending_entries = []
-        self._sorted_dirty = None
-        self._dirty_by_kb = None
-        if n > 0 or (changelog_offset is not None and changelog_offset != self._last_offset):
-            try:
-                if self._write_async is not None and n > 0:
-                    self._apply_handle = self._write_async(pending, changelog_offset)
-                    self._applying = pending
-                    self._applying_entries = entries
-                    entries = []
-                else:
-                    self.inner.write_batch(pending, changelog_offset)
-            except BaseException:
-                for e in entries:
-                    e.pins -= 1
-                raise
-            if changelog_offset is not None:
-                self._last_offset = changelog_offset
-        for e in entries:
-            e.pins -= 1
+        if n > 0:
+            if self._deferred:
+                self._deferred.update(pending)
+                self._deferred_entries.extend(self._pending_entries)
+            else:
+                self._deferred = pending
+                self._deferred_entries = self._pending_entries
+            self._deferred_records += n
+            self._deferred_bytes += self._pending_bytes
+            self._pending = {}
+            self._pending_entries = []
+            self._sorted_dirty = None
+            self._dirty_by_kb = None
+        self._pending_bytes = 0
+        if changelog_offset is not None:
+            self._deferred_offset = changelog_offset
+        if self._write_due():
+            self._write_deferred(False)
+        elif self._apply_handle is not None and self._apply_handle.done():
+            self._finish_apply()
         self._trim()
         return n
+
+    def _write_due(self) -> cython.bint:
+        if not self._deferred and (self._deferred_offset is None or self._deferred_offset == self._last_offset):
+            return False  # nothing new for the bytes store
+        if self._last_offset is None and self._deferred_offset is not None:
+            return True  # the store's first offset: from now on a crash never forces a full restore
+        return (self._deferred_records >= self.defer_records
+                or self._deferred_bytes > self.cache_max_bytes // 2)
+
+    def _write_deferred(self, wait: cython.bint) -> None:
+        """Hand the committed entries not in the bytes store yet to it, in one batch with the
+        latest changelog offset known (``wait``: written before this returns)."""
+        e: _Entry
+        self._finish_apply()  # one batch at a time, in commit order
+        batch = self._deferred
+        entries = self._deferred_entries
+        offset = self._deferred_offset
+        self._deferred = {}
+        self._deferred_entries = []
+        self._deferred_records = 0
+        self._deferred_bytes = 0
+        self._sorted_dirty = None
+        self._dirty_by_kb = None
+        if not batch and (offset is None or offset == self._last_offset):
+            return
+        try:
+            if self._write_async is not None and batch and not wait:
+                self._apply_handle = self._write_async(batch.items(), offset)
+                self._applying = batch
+                self._applying_entries = entries
+                entries = []
+            else:
+                self.inner.write_batch(batch.items(), offset)
+        except BaseException:
+            for e in entries:
+                e.pins -= 1
+            raise
+        if offset is not None:
+            self._last_offset = offset
+        for e in entries:
+            e.pins -= 1
 
     def _trim(self) -> None:
         """Bring the cache back within its bound (only dirty and pinned entries without caching)."""
@@ -714,10 +791,10 @@ class KVStoreCore:
             self._evict()
 
     def wait_applied(self) -> None:
-        """Wait until the last committed batch is in the bytes store (a no-op when written
-        synchronously), then trim the cache."""
-        if self._finish_apply():
-            self._trim()
+        """Write the committed entries the store deferred, wait until every committed batch is in
+        the bytes store, then trim the cache."""
+        self._write_deferred(True)
+        self._trim()
 
     def _finish_apply(self) -> cython.bint:
         """Wait for the background write, if any, and unpin its entries; True if there was one."""
@@ -727,7 +804,7 @@ class KVStoreCore:
             return False
         entries = self._applying_entries
         self._apply_handle = None
-        self._applying = []
+        self._applying = {}
         self._applying_entries = []
         self._sorted_dirty = None
         self._dirty_by_kb = None
@@ -741,14 +818,16 @@ class KVStoreCore:
         return True
 
     def flush(self) -> None:
-        """Prepare and commit with no changelog offset (for callers that have none)."""
+        """Prepare and commit with no changelog offset (for callers that have none); everything
+        committed goes to the bytes store."""
         self.prepare_commit()
         self.commit(None)
+        self._write_deferred(False)
 
     def discard_uncommitted(self) -> None:
         """Forget every write not committed yet (after an aborted transaction): reads go back to
-        what the bytes store holds, i.e. the last commit."""
-        self._finish_apply()
+        what the last commit left, which the bytes store then holds."""
+        self._write_deferred(True)
         self._drop_all()
 
     @property
@@ -760,6 +839,17 @@ class KVStoreCore:
     def pending_count(self) -> int:
         """Number of entries prepared but not committed."""
         return len(self._pending)
+
+    @property
+    def offset_wanted(self) -> bool:
+        """Whether the changelog's end offset is worth asking for: the store has none yet, or
+        its next batch is near (a store that writes at every commit always wants it)."""
+        return self._last_offset is None or 2 * self._deferred_records >= self.defer_records
+
+    @property
+    def deferred_count(self) -> int:
+        """Number of committed entries not handed to the bytes store yet."""
+        return len(self._deferred)
 
     @property
     def changelog_offset(self) -> object:
@@ -774,7 +864,7 @@ class KVStoreCore:
     def _drop_clean(self) -> None:
         """Keep only the entries that must stay in memory (dirty or pinned)."""
         e: _Entry
-        if not self._dirty and not self._applying_entries and not self._pending_entries:
+        if not self._dirty and not self._applying_entries and not self._pending_entries and not self._deferred_entries:
             self._cache = {}
             self.cache_bytes = 0
             return
@@ -839,7 +929,7 @@ class KVStoreCore:
         record timestamp. Returns the number of records applied."""
         if self._dirty or self._pending:
             raise StateStoreError(f"cannot restore store {self.name!r}: it has uncommitted writes")
-        self._finish_apply()
+        self._write_deferred(True)
         if not self._open:
             raise StateStoreError(f"Store {self.name} is currently closed.")
         pairs = []
@@ -868,15 +958,14 @@ class KVStoreCore:
         e: _Entry
         if self._apply_handle is not None and self._apply_handle.done():
             self._finish_apply()
-        if not self._dirty and not self._pending and not self._applying:
+        if not self._dirty and not self._pending and not self._deferred and not self._applying:
             return []
         if self._sorted_dirty is None:
             # built once, then kept up to date by _mark_dirty until the next commit phase
             by_kb = {}
-            for pair in self._applying:
-                by_kb[pair[0]] = pair[1]
-            for pair in self._pending:
-                by_kb[pair[0]] = pair[1]
+            by_kb.update(self._applying)
+            by_kb.update(self._deferred)
+            by_kb.update(self._pending)
             for e in self._dirty:
                 by_kb[e.kb] = e
             self._dirty_by_kb = by_kb
@@ -905,7 +994,10 @@ class KVStoreCore:
         for e in self._dirty:
             if (e.typed and e.value is not None) or (not e.typed and e.vb is not None):
                 n += 1
-        for pair in self._pending:
-            if pair[1] is not None:
+        for vb in self._pending.values():
+            if vb is not None:
+                n += 1
+        for vb in self._deferred.values():
+            if vb is not None:
                 n += 1
         return n

@@ -61,24 +61,27 @@ class ChangelogEnds:
                      self._name, exc)
             return {}
 
-    def request(self, partitions: list[tuple[str, int]]) -> None:
-        """Ask for the end offsets of ``partitions`` (just committed) unless a request is in flight."""
+    def request(self, partitions: list[tuple[str, int]], stable: bool = False) -> None:
+        """Ask for the end offsets of ``partitions`` (just committed) unless a request is in flight
+        (``stable``: their last stable offsets, below any transaction not decided yet)."""
         if self._futures or not partitions:
             return
+        isolation = IsolationLevel.READ_COMMITTED if stable else IsolationLevel.READ_UNCOMMITTED
         try:
             self._futures = self._admin.list_offsets(
                 {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions},
-                isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=_REQUEST_TIMEOUT_S)
+                isolation_level=isolation, request_timeout=_REQUEST_TIMEOUT_S)
         except Exception as exc:  # never fail a commit over an optimisation
             log.info("%s: could not ask for changelog end offsets: %s", self._name, exc)
             self._futures = {}
             return
         self._asked_at = time.monotonic()
 
-    def answer_now(self, partitions: list[tuple[str, int]], timeout: float) -> dict[tuple[str, int], int]:
+    def answer_now(self, partitions: list[tuple[str, int]], timeout: float,
+                   stable: bool = False) -> dict[tuple[str, int], int]:
         """Ask (unless a request is in flight, whose answer is as safe) and wait up to ``timeout``
         seconds for the answer; ``{}`` if it does not come in time."""
-        self.request(partitions)
+        self.request(partitions, stable)
         deadline = time.monotonic() + timeout
         for f in list(self._futures.values()):
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import queue
 import sys
 import threading
 import time
@@ -47,6 +48,7 @@ from kstreams.runtime.clients import (
 )
 from kstreams.runtime.metrics import Sensor
 from kstreams.runtime.topics import TopologyMetadata
+from kstreams.state.keyvalue import DEFER_RECORDS_EXTRA
 from kstreams.state.restore import StoreRestorer
 from kstreams.tasks import build_task
 from kstreams.topology import Topology
@@ -68,6 +70,11 @@ _RETRIABLE_DELIVERY_CODES = frozenset((
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.NETWORK_EXCEPTION, KafkaError.KAFKA_STORAGE_ERROR))
 _PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
+_STORE_EXTRA = {DEFER_RECORDS_EXTRA: 10_000}
+"""A persistent store writes its committed entries to disk once per ~10,000 changelog records, not
+at every commit. That bounds the changelog tail a crash leaves to restore, as Kafka Streams
+bounds it by writing its checkpoint file only once the offsets moved by more than 10,000
+(``StateManagerUtil.OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT``)."""
 _MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
 
 
@@ -117,18 +124,40 @@ class _InflightCommit:
         self.finished = threading.Event()
         self.error: BaseException | None = None
 
-    def start(self, fn: Callable[..., None], *args: Any, name: str) -> None:
-        """Run ``fn(*args)`` on a daemon thread; its exception is kept in ``error``."""
+    def run(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` (on the commit helper's thread); its exception is kept in ``error``."""
+        try:
+            fn(*args)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.finished.set()
 
-        def run() -> None:
-            try:
-                fn(*args)
-            except BaseException as exc:
-                self.error = exc
-            finally:
-                self.finished.set()
 
-        threading.Thread(target=run, name=name, daemon=True).start()
+class _CommitHelper:
+    """The daemon thread an exactly_once_v2 commit runs on, one commit after the other (a thread
+    started per commit kept the stream thread waiting for it to start, ten times a second).
+
+    ``retire()`` lets it go: it exits after the commit it is running, if any. A commit blocked
+    in librdkafka keeps its helper; the stream thread starts a new one."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[_InflightCommit, Callable[..., None], tuple[Any, ...]] | None] = \
+            queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            inflight, fn, args = job
+            inflight.run(fn, *args)
+
+    def submit(self, inflight: _InflightCommit, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``inflight.run(fn, *args)`` after the commits submitted before it."""
+        self._jobs.put((inflight, fn, args))
+
+    def retire(self) -> None:
+        """Exit once the commit running, if any, returns."""
+        self._jobs.put(None)
 
 
 @dataclass(frozen=True)
@@ -182,6 +211,7 @@ class StreamThread(threading.Thread):
         self._restoring: dict[tuple[str, int], StoreRestorer] = {}
         self._txn_open = False
         self._inflight: _InflightCommit | None = None  # an exactly_once_v2 commit still running
+        self._commit_helper: _CommitHelper | None = None  # the thread it runs on (started on first use)
         self._buffering = False  # the tasks' output waits in their collectors (a commit is running)
         self._last_commit = time.monotonic()
         self._changelog_ends: ChangelogEnds | None = None
@@ -287,8 +317,13 @@ class StreamThread(threading.Thread):
                 log.info("%s: using confluent-kafka's producer (%s)", self.name, exc)
         return Producer({**conf, "error_cb": self._on_client_error, "on_delivery": self._on_delivery_error})
 
+    def _retire_commit_helper(self) -> None:
+        if self._commit_helper is not None:
+            self._commit_helper.retire()
+            self._commit_helper = None
+
     def _close_clients(self) -> None:
-        for closer in (self._close_producer, self._close_consumers):
+        for closer in (self._close_producer, self._close_consumers, self._retire_commit_helper):
             try:
                 closer()
             except Exception as exc:  # closing is best effort
@@ -459,7 +494,7 @@ class StreamThread(threading.Thread):
                                     self._on_produce_error)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
-                          lag_provider=self._lag, wall_clock=_now_ms())
+                          lag_provider=self._lag, wall_clock=_now_ms(), store_extra=_STORE_EXTRA)
         stream_time = -1
         for t, p in tps:
             tp = committed.get((t, p))
@@ -560,6 +595,8 @@ class StreamThread(threading.Thread):
     def _close_tasks(self, keys: list[tuple[int, int]], clean: bool) -> None:
         if keys and self._changelog_ends is not None:
             self._changelog_ends.forget()  # its answer was for stores about to close
+            if clean:
+                self._take_final_offsets(keys)
         for key in keys:
             entry = self.tasks.pop(key, None)
             if entry is None:
@@ -587,6 +624,27 @@ class StreamThread(threading.Thread):
                     store.close()
                 except Exception as exc:
                     log.warning("%s: closing store %s of task %s: %r", self.name, store.name, entry.task.task_id, exc)
+
+    def _take_final_offsets(self, keys: list[tuple[int, int]]) -> None:
+        """After the last commit of tasks closing cleanly, their stores take their changelogs'
+        last stable offsets, so the batch they write on close leaves a restart little or nothing
+        to restore (during processing a store asks for offsets only when its next batch is near).
+        Stable offsets stop below a transaction not decided yet (the markers of our own last
+        commit may still be on their way): the restore then reads across it."""
+        assert self._changelog_ends is not None
+        stores = [(store, (store.changelog_topic, entry.partition))
+                  for entry in (self.tasks[k] for k in keys if k in self.tasks)
+                  for store in entry.task.stores.values()
+                  if getattr(store, "defer_records", 0) and store.changelog_topic]
+        if not stores:
+            return
+        ends = self._changelog_ends.answer_now(sorted({tp for _, tp in stores}), _FIRST_ENDS_TIMEOUT_S, stable=True)
+        for store, tp in stores:
+            if tp in ends:
+                try:
+                    store.commit(ends[tp])
+                except Exception as exc:  # the store's close reports it again; a restart restores more
+                    log.warning("%s: store %s: writing its final changelog offset: %r", self.name, store.name, exc)
 
     def _production_failure(self) -> StreamsError:
         """What to raise for the production errors recorded: the thread fails when a record's
@@ -876,8 +934,10 @@ class StreamThread(threading.Thread):
             # the producer refuses records while the transaction commits: outputs wait in the collectors
             self._set_buffering(True)
             self._inflight = done
-            done.start(self._commit_transaction, self.producer, offsets, self.consumer.consumer_group_metadata(),
-                       name=f"{self.name}-commit")
+            if self._commit_helper is None:
+                self._commit_helper = _CommitHelper(f"{self.name}-commit")
+            self._commit_helper.submit(done, self._commit_transaction, self.producer, offsets,
+                                       self.consumer.consumer_group_metadata())
             if force or first_offsets:
                 # a store's first commit also waits for phase 2: until a store holds a changelog
                 # offset, a crash makes its restart restore the whole changelog
@@ -948,6 +1008,7 @@ class StreamThread(threading.Thread):
         ``init_transactions`` fences the old one)."""
         log.warning("%s: committing the transaction did not finish within %.0f s; %s the producer",
                     self.name, self._txn_timeout + 2.0, "replacing" if replace else "leaving")
+        self._retire_commit_helper()  # it stays with the blocked call; the next commit starts another
         self.producer = None
         self._txn_open = False
         if replace:
@@ -959,15 +1020,20 @@ class StreamThread(threading.Thread):
         ends = self._changelog_ends.take() if self._changelog_ends is not None else {}
         if done.first_offsets and self._changelog_ends is not None:
             ends.update(self._changelog_ends.answer_now(done.changed, _FIRST_ENDS_TIMEOUT_S))
+        changed = set(done.changed)
+        wanted = []  # the changelogs of stores that write a batch soon
         for e in done.entries:
             for store in e.task.stores.values():
                 if not hasattr(store, "prepare_commit"):
                     continue
-                offset = ends.get((store.changelog_topic, e.partition)) if store.changelog_topic else None
+                tp = (store.changelog_topic, e.partition)
+                offset = ends.get(tp) if store.changelog_topic else None
                 if store.pending_count > 0 or offset is not None:
                     store.commit(offset)
+                if tp in changed and getattr(store, "offset_wanted", True):
+                    wanted.append(tp)
         if self._changelog_ends is not None:
-            self._changelog_ends.request(done.changed)
+            self._changelog_ends.request(wanted)
         self.sensors["commit"].record(1, time.perf_counter() - done.t0)
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)

@@ -36,6 +36,9 @@ DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
 CACHE_MAX_BYTES_EXTRA = "cache.max.bytes"
 """Key of :attr:`StateStoreContext.extra` that overrides the buffer bound of one store (the
 runtime passes each store its share of ``statestore.cache.max.bytes``)."""
+DEFER_RECORDS_EXTRA = "defer.records"
+"""Key of :attr:`StateStoreContext.extra`: how many changelog records a persistent store may commit
+before it writes them to disk in one batch (see ``KVStoreCore.configure``; default 0: every commit)."""
 
 _INVALID_RANGE = ("Returning empty iterator for fetch with invalid key range: from > to. This may be due to range "
                   "arguments set in the wrong order, or serdes that don't preserve ordering when lexicographically "
@@ -78,7 +81,7 @@ class KeyValueStore(KVStoreCore):
         caching = self.caching_requested and not hasattr(self.inner, "plan_evictions")
         self.configure(key_serde, value_serde, context.collector, context.processor_context,
                        context.changelog_topic if self.logging_enabled else None, context.partition,
-                       int(bound), caching)
+                       int(bound), caching, int(context.extra.get(DEFER_RECORDS_EXTRA, 0)))
 
     @property
     def persistent(self) -> bool:

@@ -26,7 +26,7 @@ import logging
 import shutil
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -191,12 +191,12 @@ class LevelDBKeyValueBytesStore:
             raise StateStoreError(f"Store {self.name} is currently closed.")
         return self._data.get(key)
 
-    def write_batch(self, pairs: list[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
+    def write_batch(self, pairs: Iterable[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
         """Apply ``pairs`` (``None`` deletes) and the changelog offset they reach in one WriteBatch."""
         self.wait_written()
         self._build(pairs, changelog_offset).write()
 
-    def write_batch_async(self, pairs: list[tuple[bytes, bytes | None]],
+    def write_batch_async(self, pairs: Iterable[tuple[bytes, bytes | None]],
                           changelog_offset: int | None = None) -> Future[None]:
         """As :meth:`write_batch`, but the batch is written on the writer thread; returns its future.
 
@@ -216,7 +216,7 @@ class LevelDBKeyValueBytesStore:
             self._inflight = None
             future.result()
 
-    def _build(self, pairs: list[tuple[bytes, bytes | None]], changelog_offset: int | None) -> Any:
+    def _build(self, pairs: Iterable[tuple[bytes, bytes | None]], changelog_offset: int | None) -> Any:
         db = self._db
         if db is None:
             raise StateStoreError(f"Store {self.name} is currently closed.")

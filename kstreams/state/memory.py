@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from kstreams.state.context import StateStoreContext
 
@@ -44,7 +44,7 @@ class InMemoryKeyValueBytesStore:
                 self._sorted_valid = False
             self._data[key] = value
 
-    def write_batch(self, entries: list[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
+    def write_batch(self, entries: Iterable[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
         """Apply ``entries`` in order (the offset is not kept: memory does not survive a restart)."""
         for key, value in entries:
             self.put(key, value)
@@ -128,7 +128,7 @@ class LRUKeyValueBytesStore(InMemoryKeyValueBytesStore):
             super().put(old, None)
             self.evicted.append(old)
 
-    def write_batch(self, entries: list[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
+    def write_batch(self, entries: Iterable[tuple[bytes, bytes | None]], changelog_offset: int | None = None) -> None:
         """Apply ``entries`` in order, then evict past the bound (a planned batch needs no eviction)."""
         lru = self._lru
         for key, value in entries:

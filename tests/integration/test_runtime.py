@@ -462,7 +462,9 @@ def test_restore_reads_past_an_open_transaction_below_committed_state(kafka, tmp
     here, deterministically, a foreign transaction left open until it times out), the stable
     offset is below the store's offset: restoring to it wiped the store and rebuilt an older
     state, so after a rebalance the counts went back and their updates came out a second time.
-    The restore now waits for that transaction to be decided.
+    The restore now waits for that transaction to be decided. (A store closed cleanly now keeps
+    the last stable offset, so here the restore starts below the open transaction and must read
+    across it.)
     """
     from confluent_kafka import Consumer, Producer
 

@@ -152,3 +152,38 @@ def test_rewinding_past_a_blocked_commit_replaces_the_producer_and_leaves_the_ol
     assert thread.producer is replacement and not thread._txn_open
     assert ("abort",) not in producer.calls and not replacement.calls and thread._inflight is None
     producer.release.set()
+
+
+def test_commits_share_one_helper_thread_and_a_blocked_one_keeps_it():
+    producer = _Producer()
+    thread, task = _running_thread(producer)
+    thread._txn_timeout = 0.05
+    _process(task, 0)
+    thread._commit(force=False)
+    assert producer.committing.wait(10)
+    producer.release.set()
+    thread._finish_commit(wait=True)
+    first = thread._commit_helper
+    _process(task, 1)
+    thread._commit(force=False)
+    thread._finish_commit(wait=True)
+    assert thread._commit_helper is first  # the second commit ran on the same thread
+    assert producer.calls.count(("commit",)) == 2
+
+    blocked = _Producer()
+    replacement = _Producer()
+    replacement.release.set()
+    thread.producer = blocked  # type: ignore[assignment]
+    thread._create_producer = lambda: setattr(thread, "producer", replacement)  # type: ignore[method-assign]
+    _process(task, 2)
+    thread._commit(force=False)
+    assert blocked.committing.wait(10)
+    thread._abort_transaction()  # the commit hangs: its helper stays with it
+    assert thread._commit_helper is None and thread.producer is replacement
+    thread._txn_call(replacement.begin_transaction)
+    thread._txn_open = True
+    _process(task, 3)
+    thread._commit(force=False)  # not queued behind the blocked commit: a new helper runs it
+    thread._finish_commit(wait=True)
+    assert thread._commit_helper is not first and ("commit",) in replacement.calls
+    blocked.release.set()

@@ -10,6 +10,7 @@ from typing import Any
 from kstreams import Stores, serdes
 from kstreams._core import RecordCollector
 from kstreams.state.context import StateStoreContext
+from kstreams.state.keyvalue import DEFER_RECORDS_EXTRA
 
 APP = "app"
 TASK = "0_0"
@@ -53,8 +54,9 @@ class Harness:
     """A store of one task with its collector, context and changelog."""
 
     def __init__(self, builder: Any, state_dir: Path | None, cache_max_bytes: int = 10 * 1024 * 1024,
-                 task_id: str = TASK) -> None:
+                 task_id: str = TASK, defer_records: int = 0) -> None:
         self.builder = builder
+        self.defer_records = defer_records
         self.state_dir = state_dir
         self.task_id = task_id
         self.cache_max_bytes = cache_max_bytes
@@ -73,7 +75,8 @@ class Harness:
             app_configs={"statestore.cache.max.bytes": self.cache_max_bytes}, collector=self.collector,
             processor_context=self.ctx,
             changelog_topic=self.topic if self.builder.logging_enabled else None,
-            default_key_serde=serdes.MSGPACK, default_value_serde=serdes.MSGPACK))
+            default_key_serde=serdes.MSGPACK, default_value_serde=serdes.MSGPACK,
+            extra={DEFER_RECORDS_EXTRA: self.defer_records}))
         return store
 
     def commit(self) -> int:

@@ -257,6 +257,137 @@ def test_batch_in_flight_is_served_from_memory(tmp_path: Path, caching: bool) ->
         del s_inner.write_batch_async
 
 
+# -- deferred batches (the Kafka runtime's stores) ------------------------------------------------------
+
+class BatchLog:
+    """Records the batches a LevelDB bytes store is asked to write in the background."""
+
+    def __init__(self, store: Any) -> None:
+        self.batches: list[tuple[dict[bytes, Any], Any]] = []
+        inner = store.inner
+        real = inner.write_batch_async
+
+        def write_batch_async(pairs: Any, offset: Any) -> Any:
+            pairs = list(pairs)
+            self.batches.append((dict(pairs), offset))
+            return real(pairs, offset)
+
+        inner.write_batch_async = write_batch_async
+        store._bind_inner()
+
+
+def ser(value: Any) -> bytes:
+    return serdes.MSGPACK.serialize(value)
+
+
+def test_deferred_batch_writes_each_key_once_with_the_latest_offset(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb-cached"), tmp_path, defer_records=10)
+    s = h.store
+    assert s.defer_records == 10
+    log = BatchLog(s)
+    s.put("a", 0)
+    s.put("gone", 0)
+    h.commit()  # the store's first offset is written at once
+    assert [(sorted(b), o) for b, o in log.batches] == [([b"a", b"gone"], 2)]
+    for i in range(1, 5):  # 8 changelog records, below the 10 that make a batch
+        s.put("a", i)
+        s.put(f"b{i}", i)
+        h.commit()
+    s.delete("gone")
+    h.commit()
+    assert len(log.batches) == 1 and s.deferred_count == 6
+    s.inner.wait_written()
+    assert s.committed_offset() == 2 and s.inner.get(b"a") == ser(0)  # LevelDB is still at the first commit
+    assert s.get("a") == 4 and s.get("gone") is None  # reads and scans see what was committed
+    assert contents(s) == [("a", 4), ("b1", 1), ("b2", 2), ("b3", 3), ("b4", 4)]
+    s.put("a", 5)
+    h.commit()  # 10 records since the last batch: one batch, "a" in it once, with its last value
+    assert len(log.batches) == 2
+    batch, offset = log.batches[1]
+    assert batch == {b"a": ser(5), b"b1": ser(1), b"b2": ser(2), b"b3": ser(3), b"b4": ser(4), b"gone": None}
+    assert offset == h.changelog.end_offset == 12
+    assert s.committed_offset() == 12 and s.deferred_count == 0
+    assert s.inner.get(b"a") == ser(5) and s.inner.get(b"gone") is None
+
+
+def test_crash_with_a_deferred_batch_replays_only_the_tail(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb-cached"), tmp_path, defer_records=100)
+    s = h.store
+    for i in range(10):
+        s.put(f"k{i}", i)
+    h.commit()  # written: LevelDB at 10
+    s.put("k1", 100)
+    s.delete("k2")
+    s.put("new", 7)
+    h.commit()  # committed (changelog 10..12), deferred
+    assert s.deferred_count == 3
+    s.inner.close()  # the crash: the deferred batch never reaches LevelDB
+
+    s2 = h.open()
+    assert s2.committed_offset() == 10
+    result = restore_store(s2, (h.topic, 0), h.changelog.end_offset, h.changelog.batches_from, None)
+    assert (result.start_offset, result.total_restored, result.full_restore) == (10, 3, False)
+    assert (s2.get("k1"), s2.get("k2"), s2.get("new"), s2.get("k9")) == (100, None, 7, 9)
+    s2.close()
+
+
+def test_close_and_discard_write_the_deferred_batch(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb"), tmp_path, defer_records=100)
+    s = h.store
+    s.put("a", 1)
+    h.commit()
+    s.put("a", 2)
+    s.put("b", 2)
+    h.commit()  # deferred
+    s.put("a", 3)
+    s.prepare_commit()  # in a transaction that is then aborted
+    s.put("c", 3)
+    s.discard_uncommitted()
+    assert (s.get("a"), s.get("b"), s.get("c")) == (2, 2, None)  # back to the last commit, not the last batch
+    assert s.committed_offset() == 3 and s.inner.get(b"a") == ser(2)
+    s.put("d", 4)
+    h.commit()  # deferred again (the changelog also holds the aborted record for "a")
+    assert s.deferred_count == 1
+    s.close()
+    s2 = h.open()
+    assert s2.committed_offset() == h.changelog.end_offset == 5 and contents(s2) == [("a", 2), ("b", 2), ("d", 4)]
+    s2.close()
+
+
+def test_deferred_entries_are_pinned_and_bounded_by_half_the_cache(tmp_path: Path) -> None:
+    h = Harness(make_builder("leveldb-cached"), tmp_path, cache_max_bytes=3_000, defer_records=1_000)
+    s = h.store
+    log = BatchLog(s)
+    s.put("first", 0)
+    h.commit()
+    for i in range(10):
+        s.put(f"k{i:02d}", i)
+    h.commit()  # ~1,150 bytes deferred: under half the bound
+    assert len(log.batches) == 1 and s.deferred_count == 10
+    for i in range(40):  # reads that fill the cache past its bound evict clean entries only
+        assert s.get(f"absent{i:02d}") is None
+    assert all(s.get(f"k{i:02d}") == i for i in range(10)) and s.inner.get(b"k00") is None
+    for i in range(10, 20):
+        s.put(f"k{i:02d}", i)
+    h.commit()  # past half the bound: written
+    assert len(log.batches) == 2 and len(log.batches[1][0]) == 20 and s.deferred_count == 0
+    s.wait_applied()
+    assert s.cache_bytes <= 3_000
+
+
+@pytest.mark.parametrize("kind", ["leveldb-sync", "in-memory", "lru"])
+def test_only_changelogged_stores_written_in_the_background_defer(tmp_path: Path, kind: str) -> None:
+    h = Harness(make_builder(kind), tmp_path, defer_records=100)
+    assert h.store.defer_records == 0
+    h.store.put("a", 1)
+    h.commit()
+    h.store.put("a", 2)
+    h.commit()
+    assert h.store.deferred_count == 0
+    h2 = Harness(make_builder("leveldb").with_logging_disabled(), tmp_path / "nolog", defer_records=100)
+    assert h2.store.defer_records == 0
+
+
 # -- restore -------------------------------------------------------------------------------------------
 
 def test_crash_after_changelog_before_leveldb_replays_only_the_tail(tmp_path: Path) -> None:
