@@ -5,7 +5,7 @@ Commands:
 * ``inprocess --workload W --records N [--keys K] [--runs R] [--json]``: the record loop alone.
 * ``store [--json]``: rates of the LevelDB store with and without its write buffer.
 * ``kafka --workload {passthrough,count} --guarantee G --records N --partitions P [--bootstrap-servers B]
-  [--kstreams-config K=V ...] [--json]``: kstreams alone on a real broker: pre-loaded input, records/s
+  [--kstreams-config K=V ...] [--warmup-runs W] [--json]``: kstreams alone on a real broker: pre-loaded input, records/s
   from the first record consumed to the last output committed, output verified (the ``compare``
   harness, one system).
 * ``compare [--quick] [--json] [--workloads ...] [--systems ...] [--bootstrap-servers B]``:
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--records", type=int, default=2_000_000)
     k.add_argument("--partitions", type=int, default=4)
     k.add_argument("--runs", type=int, default=3)
+    k.add_argument("--warmup-runs", type=int, help="unrecorded runs before the measured ones (default 1)")
     k.add_argument("--bootstrap-servers", help="use this broker instead of starting a local one")
     k.add_argument("--kstreams-config", action="append", default=[], metavar="K=V",
                    help="extra kstreams config, e.g. producer.linger.ms=5 (repeatable)")
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                  "--no-chart"]
         if args.bootstrap_servers:
             argv2 += ["--bootstrap-servers", args.bootstrap_servers]
+        if args.warmup_runs is not None:
+            argv2 += ["--warmup-runs", str(args.warmup_runs)]
         for pair in args.kstreams_config:
             argv2 += ["--kstreams-config", pair]
         if args.json:

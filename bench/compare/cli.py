@@ -78,6 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--window-ms", type=int, default=workloads.DEFAULT_WINDOW_MS)
     runs = p.add_argument_group("runs")
     runs.add_argument("--runs", type=int, help="runs per system, workload and guarantee; the median counts (3)")
+    runs.add_argument("--warmup-runs", type=int,
+                      help="unrecorded runs first: each workload and guarantee by the first system, so the broker "
+                           "(its JIT compiler above all) is warm before anything is measured (1; quick 0)")
     runs.add_argument("--commit-interval-ms", type=int,
                       help="commit interval of every system (default: Kafka Streams' 30000 ALOS / 100 EOS)")
     runs.add_argument("--java-heap", default="1g", help="-Xmx of the Java reference")
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     records = args.records or preset.records
     keys = args.keys or preset.keys
     runs = args.runs or preset.runs
+    warmup = args.warmup_runs if args.warmup_runs is not None else (0 if args.quick else 1)
     run_timeout = args.run_timeout or 120.0 + records / 2000.0
     startup_timeout = args.startup_timeout or preset.startup_timeout
     idle_timeout = args.idle_timeout or preset.idle_timeout
@@ -159,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 create_topic(admin, input_topic, args.partitions, NO_RETENTION)
                 seconds = load_input(bootstrap, input_topic, dataset)
                 log.info("loaded %s into %s in %.1f s", f"{len(dataset):,} records", input_topic, seconds)
-                results = _run_all(plan, registry, runnable, args.workloads, args.guarantees, runs, token)
+                results = _run_all(plan, registry, runnable, args.workloads, args.guarantees, runs, token, warmup)
             finally:
                 if not args.keep_topics:
                     delete_topics_matching(admin, [input_topic])
@@ -176,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
                         if k not in ("command", "func")},
             "quick": args.quick,
             "runs_per_cell": runs,
+            "warmup_runs": warmup,
             "machine": _machine(),
             "broker": {"bootstrap": bootstrap, "started_here": args.bootstrap_servers is None,
                        "heap": args.broker_heap if args.bootstrap_servers is None else None},
@@ -214,8 +219,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_all(plan: RunPlan, registry: dict[str, systems.System], names: list[str], workload_names: list[str],
-             guarantees: list[str], runs: int, token: str) -> list[RunResult]:
+             guarantees: list[str], runs: int, token: str, warmup: int = 0) -> list[RunResult]:
     from bench.compare.harness import run_once
+
+    # a fresh broker spends the first runs compiling itself (its C2 JIT thread was its largest
+    # CPU user in the first exactly-once runs): warm it up with runs that are not recorded
+    for w in range(warmup if names else 0):
+        for workload in workload_names:
+            for guarantee in guarantees:
+                if not registry[names[0]].supports(workload, guarantee):
+                    continue
+                app_id = f"kb-{names[0]}-{workload}-{_SHORT[guarantee]}-w{w + 1}-{token}"
+                log.info("warm-up: %s %s %s ...", names[0], workload, guarantee)
+                warm = run_once(registry[names[0]], workload, guarantee, 0, plan, app_id)
+                log.info("warm-up: %s %s %s: %s (not recorded)", names[0], workload, guarantee,
+                         f"{warm.records_per_s:,.0f} records/s" if warm.ok else f"failed: {warm.reason}")
 
     jobs = []
     # runs of a workload alternate between guarantees and between systems (the first system
