@@ -734,7 +734,9 @@ class KVStoreCore:
             self._dirty_by_kb = None
         self._pending_bytes = 0
         if changelog_offset is not None:
-            self._deferred_offset = changelog_offset
+            known = self._deferred_offset if self._deferred_offset is not None else self._last_offset
+            if known is None or changelog_offset > known:  # never back (a stable offset may be lower)
+                self._deferred_offset = changelog_offset
         if self._write_due():
             self._write_deferred(False)
         elif self._apply_handle is not None and self._apply_handle.done():

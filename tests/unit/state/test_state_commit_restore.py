@@ -289,10 +289,12 @@ def test_deferred_batch_writes_each_key_once_with_the_latest_offset(tmp_path: Pa
     s.put("gone", 0)
     h.commit()  # the store's first offset is written at once
     assert [(sorted(b), o) for b, o in log.batches] == [([b"a", b"gone"], 2)]
+    assert not s.offset_wanted  # the next batch is far: no end offsets asked for
     for i in range(1, 5):  # 8 changelog records, below the 10 that make a batch
         s.put("a", i)
         s.put(f"b{i}", i)
         h.commit()
+        assert s.offset_wanted == (2 * i >= 5)  # from half the threshold on
     s.delete("gone")
     h.commit()
     assert len(log.batches) == 1 and s.deferred_count == 6
@@ -308,6 +310,11 @@ def test_deferred_batch_writes_each_key_once_with_the_latest_offset(tmp_path: Pa
     assert offset == h.changelog.end_offset == 12
     assert s.committed_offset() == 12 and s.deferred_count == 0
     assert s.inner.get(b"a") == ser(5) and s.inner.get(b"gone") is None
+    s.commit(7)  # an older offset (a stable one, below an undecided transaction) is not taken
+    s.close()
+    s2 = h.open()
+    assert s2.committed_offset() == 12
+    s2.close()
 
 
 def test_crash_with_a_deferred_batch_replays_only_the_tail(tmp_path: Path) -> None:
