@@ -304,27 +304,14 @@ class KVStoreCore:
         self.changelog_topic = None
         self.changelog_partition = -1
         self.cache_max_bytes = 0
-        self.cache_bytes = 0
-        self.dirty_bytes = 0
         self.early_commit_requests = 0
         self._open = False
-        self._cache = {}
-        self._dirty = []
-        self._pending = {}
-        self._pending_entries = []
-        self._pending_bytes = 0
-        self._deferred = {}
-        self._deferred_entries = []
-        self._deferred_records = 0
-        self._deferred_bytes = 0
-        self._deferred_offset = None
+        self._drop_all()  # the buffer, the read cache and the deferred batch: empty
         self.defer_records = 0
         self._applying = {}
         self._applying_entries = []
         self._apply_handle = None
         self._write_async = None
-        self._sorted_dirty = None
-        self._dirty_by_kb = None
         self._key_ser = None
         self._key_de = None
         self._value_ser = None
@@ -389,7 +376,8 @@ class KVStoreCore:
             self._open = False
 
     def _drop_all(self) -> None:
-        """Forget the cache and every uncommitted write (call :meth:`wait_applied` first)."""
+        """Forget the cache, every uncommitted write and the deferred batch (call
+        :meth:`wait_applied` first to keep what was committed)."""
         self._cache = {}
         self._dirty = []
         self._pending = {}
