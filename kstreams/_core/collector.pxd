@@ -1,11 +1,15 @@
 cimport cython
+
+from kstreams._core.producer cimport RdKafkaProducer
+
 cpdef int murmur2(bytes data)
 cpdef int murmur2_partition(bytes key, int num_partitions)
 
 @cython.final
 cdef class RecordCollector:
     cdef list _buffer
-    cdef public object produce
+    cdef object _produce_fn
+    cdef RdKafkaProducer _rdk
     cdef public object on_produce_error
     cdef dict _partition_counts
     cdef object _partition_count_lookup

@@ -2,9 +2,10 @@
 
 A collector either buffers its records for its driver to drain as ``(topic, partition, key,
 value, timestamp, headers)`` tuples (the test driver and the in-process benchmark) or to send
-later (the Kafka runtime while an exactly-once commit is in flight), or calls ``produce`` directly
-(the Kafka runtime passes the producer's ``produce``, called positionally as
-``produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)``).
+later (the Kafka runtime while an exactly-once commit is in flight), or calls ``produce`` directly,
+positionally as ``produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)``.
+The Kafka runtime hands it its producer (:meth:`RecordCollector.use_producer`): a compiled
+``RdKafkaProducer`` is then called from C, one call per record with no Python arguments built.
 
 Partitioning follows Java's default partitioner: ``murmur2(key) & 0x7fffffff % partitions``
 for non-null keys, so records land where Java producers and Kafka Streams put them.
@@ -13,6 +14,11 @@ for non-null keys, so records land where Java producers and Kafka Streams put th
 from __future__ import annotations
 
 import cython
+
+if cython.compiled:
+    from cython.cimports.kstreams._core.producer import RdKafkaProducer
+else:  # pure Python: records always go through ``produce``
+    RdKafkaProducer = None
 
 _M = cython.declare(cython.uint, 0x5BD1E995)
 _SEED = cython.declare(cython.uint, 0x9747B28C)
@@ -80,7 +86,8 @@ class RecordCollector:
     def __init__(self, partition_count_lookup: object, produce: object = None,
                  on_produce_error: object = None) -> None:
         self._buffer = []
-        self.produce = produce
+        self._produce_fn = produce
+        self._rdk = None
         self.on_produce_error = on_produce_error
         self._partition_counts = {}
         self._partition_count_lookup = partition_count_lookup
@@ -89,13 +96,31 @@ class RecordCollector:
         self._last_count = 0
         self.sent = 0
 
+    @property
+    def produce(self) -> object:
+        """The function each record is handed to (``None``: records are buffered)."""
+        return self._produce_fn
+
+    @produce.setter
+    def produce(self, produce: object) -> None:
+        self._produce_fn = produce
+        self._rdk = None
+
+    def use_producer(self, producer: object) -> None:
+        """Hand records to ``producer.produce`` (``producer`` ``None``: buffer them). A compiled
+        :class:`~kstreams._core.producer.RdKafkaProducer` is called directly, without building
+        the Python call's arguments."""
+        self.produce = None if producer is None else producer.produce
+        if RdKafkaProducer is not None and type(producer) is RdKafkaProducer:
+            self._rdk = producer
+
     def send(self, topic: str, key: object, value: object, timestamp: cython.longlong, headers: tuple,
              partition: cython.int) -> None:
         """Hand over one serialized record; ``partition`` -1 means "the default partitioner"."""
         if partition < 0:
             partition = self.default_partition(topic, key)
         self.sent += 1
-        if self.produce is None:
+        if self._produce_fn is None:
             # flat, six slots per record: no tuple per record, which (kept alive for the tens of
             # milliseconds an exactly-once commit takes) made the cyclic GC busy
             buf: list = self._buffer
@@ -110,13 +135,16 @@ class RecordCollector:
 
     def _produce(self, topic: str, partition: cython.int, key: object, value: object, timestamp: cython.longlong,
                  headers: tuple) -> None:
-        hdrs = list(headers) if headers else None
         try:
-            self.produce(topic, value, key, partition, None, None, timestamp, hdrs)
+            if self._rdk is not None:
+                self._rdk.send(topic, partition, key, value, timestamp, headers)
+            else:
+                self._produce_fn(topic, value, key, partition, None, None, timestamp,
+                                 list(headers) if headers else None)
         except Exception as exc:
             if self.on_produce_error is None:
                 raise
-            self.on_produce_error(exc, topic, value, key, partition, timestamp, hdrs)
+            self.on_produce_error(exc, topic, value, key, partition, timestamp, list(headers) if headers else None)
 
     def send_buffered(self) -> None:
         """Hand the buffered records to ``produce`` (which must be set), in the order they were sent."""

@@ -48,8 +48,6 @@ from kstreams._core.rdkafka cimport (
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-ctypedef rd_kafka_error_t *(*txn_call_t)(rd_kafka_t *rk, int timeout_ms) noexcept nogil
-
 from kstreams._core import rdkafka
 
 
@@ -112,16 +110,6 @@ cdef class RdKafkaProducer:
     producer cannot go on). Raises ``ImportError`` if librdkafka cannot be bound directly, and
     ``KafkaException`` for a property librdkafka refuses.
     """
-
-    cdef Api *_api
-    cdef rd_kafka_t *_rk
-    cdef object _on_delivery
-    cdef object _on_error
-    cdef object _callback_error
-    cdef dict _topics
-    cdef str _last_topic
-    cdef rd_kafka_topic_t *_last_rkt
-    cdef rd_kafka_vu_t _vus[7]
 
     def __cinit__(self, dict config, on_delivery=None, error_cb=None):
         cdef char errstr[512]
@@ -210,13 +198,19 @@ cdef class RdKafkaProducer:
                 object on_delivery=None, long long timestamp=0, object headers=None):
         """Queue one record (``confluent_kafka.Producer.produce``'s positional order; no per-record
         callbacks). ``BufferError`` when the queue is full; ``KafkaException`` when refused."""
+        if callback is not None or on_delivery is not None:
+            raise ValueError("per-record delivery callbacks are not supported; pass on_delivery to the producer")
+        self.send(topic, partition, key, value, timestamp, headers)
+
+    cdef int send(self, str topic, int partition, object key, object value, long long timestamp,
+                  object headers) except -1:
+        """:meth:`produce` as a C call, for the record collector: ``headers`` are ``(name, value)``
+        pairs or empty."""
         cdef rd_kafka_vu_t *vus = self._vus
         cdef rd_kafka_headers_t *hdrs = NULL
         cdef rd_kafka_error_t *error
         cdef size_t n = 6
         cdef int code
-        if callback is not None or on_delivery is not None:
-            raise ValueError("per-record delivery callbacks are not supported; pass on_delivery to the producer")
         if value is not None and type(value) is not bytes:
             raise TypeError(f"record value must be bytes or None, not {type(value).__name__}")
         if key is not None and type(key) is not bytes:
@@ -242,7 +236,7 @@ cdef class RdKafkaProducer:
             n = 7
         error = self._api.produceva(self._rk, vus, n)
         if error == NULL:
-            return
+            return 0
         if hdrs != NULL:  # librdkafka owns the headers only once the record is queued
             self._api.headers_destroy(hdrs)
         code = self._api.error_code(error)

@@ -490,8 +490,9 @@ class StreamThread(threading.Thread):
                      committed: dict[tuple[str, int], TopicPartition]) -> _TaskEntry:
         sub = self._subs[key[0]]
         assert self.producer is not None
-        collector = RecordCollector(self._partition_count, None if self._buffering else self.producer.produce,
-                                    self._on_produce_error)
+        collector = RecordCollector(self._partition_count, on_produce_error=self._on_produce_error)
+        if not self._buffering:
+            collector.use_producer(self.producer)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
                           lag_provider=self._lag, wall_clock=_now_ms(), store_extra=_STORE_EXTRA)
@@ -1042,13 +1043,13 @@ class StreamThread(threading.Thread):
         """Route the tasks' output to their collectors' buffers (``on``), or back to the producer,
         first sending what was buffered (``drain``) or dropping it (the tasks are being rewound)."""
         self._buffering = on
-        produce = None if on or self.producer is None else self.producer.produce
+        producer = None if on else self.producer
         for entry in self.tasks.values():
             collector = entry.task.collector
-            collector.produce = produce
+            collector.use_producer(producer)
             if on:
                 continue
-            if drain and produce is not None:
+            if drain and producer is not None:
                 collector.send_buffered()
             else:
                 collector.drain()

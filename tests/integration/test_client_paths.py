@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from kstreams._core import rdkafka
+from kstreams._core import RecordCollector, murmur2_partition, rdkafka
 from kstreams._core.fetcher import Fetcher
 from kstreams._core.producer import RdKafkaProducer
 
@@ -203,6 +203,38 @@ def test_producer_refuses_what_confluent_kafka_refuses(kafka: Any) -> None:
     with pytest.raises(KafkaException) as bad:
         RdKafkaProducer({"bootstrap.servers": kafka.bootstrap, "no.such.property": "1"}, None, None)
     assert "no.such.property" in str(bad.value)
+
+
+@pytest.mark.parametrize("route", ["direct", "python-call"])
+def test_collector_hands_records_to_the_producer_either_way_with_the_same_errors(kafka: Any, route: str) -> None:
+    # use_producer() calls an RdKafkaProducer from C; a plain ``produce`` function gets the Python
+    # call: the records written and the refusals handed to on_produce_error must not differ
+    topic = kafka.unique_name(f"collect-{route}")
+    kafka.create_topic(topic, partitions=2)
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "linger.ms": 5, "message.max.bytes": 2_000}),
+                               None, None)
+    refused: list = []
+    collector = RecordCollector(lambda t: 2, on_produce_error=lambda exc, *rec: refused.append((type(exc), rec)))
+    if route == "direct":
+        collector.use_producer(producer)
+    else:
+        collector.produce = lambda *args: producer.produce(*args)
+    for i in range(50):
+        collector.send(topic, f"k{i}".encode(), f"v{i}".encode(), 7_000 + i, (("h", b"x"),) if i == 5 else (), -1)
+    collector.send(topic, b"big", b"x" * 5_000, 1, (("h", b"y"),), 1)
+    collector.send(topic, b"text", "not bytes", 2, (), 0)  # type: ignore[arg-type]
+    assert producer.flush(30) == 0
+    producer.close()
+    assert [(kind, rec[:3]) for kind, rec in refused] == [(KafkaException, (topic, b"x" * 5_000, b"big")),
+                                                          (TypeError, (topic, "not bytes", b"text"))]
+    assert refused[0][1][3:] == (1, 1, [("h", b"y")])  # partition, timestamp, headers as a list
+    got = {m.key(): m for m in _read_all(kafka, topic, 50)}
+    assert len(got) == 50
+    for i in range(50):
+        m = got[f"k{i}".encode()]
+        assert (m.value(), m.timestamp()[1], m.partition()) == (f"v{i}".encode(), 7_000 + i,
+                                                                 murmur2_partition(f"k{i}".encode(), 2))
+        assert m.headers() == ([("h", b"x")] if i == 5 else None)
 
 
 def test_producer_transactions_commit_offsets_with_metadata_and_abort(kafka: Any) -> None:
