@@ -709,13 +709,16 @@ class KVStoreCore:
         n: cython.Py_ssize_t = len(pending)
         if n > 0:
             if self._deferred:
+                before: cython.Py_ssize_t = len(self._deferred)
                 self._deferred.update(pending)
                 self._deferred_entries.extend(self._pending_entries)
+                # the bytes bound counts what stays pinned: a key deferred again adds nothing
+                self._deferred_bytes += self._pending_bytes * (len(self._deferred) - before) // n
             else:
                 self._deferred = pending
                 self._deferred_entries = self._pending_entries
+                self._deferred_bytes += self._pending_bytes
             self._deferred_records += n
-            self._deferred_bytes += self._pending_bytes
             self._pending = {}
             self._pending_entries = []
             self._sorted_dirty = None

@@ -361,12 +361,18 @@ def test_close_and_discard_write_the_deferred_batch(tmp_path: Path) -> None:
     s2.close()
 
 
-def test_deferred_entries_are_pinned_and_bounded_by_half_the_cache(tmp_path: Path) -> None:
+def _small_cache_after_first_batch(tmp_path: Path) -> tuple[Harness, Any, BatchLog]:
+    """A store with a 3,000-byte cache and a high record threshold, past its first batch (a
+    store's first offset is written at once): the next batches wait for half the cache bound."""
     h = Harness(make_builder("leveldb-cached"), tmp_path, cache_max_bytes=3_000, defer_records=1_000)
-    s = h.store
-    log = BatchLog(s)
-    s.put("first", 0)
+    log = BatchLog(h.store)
+    h.store.put("first", 0)
     h.commit()
+    return h, h.store, log
+
+
+def test_deferred_entries_are_pinned_and_bounded_by_half_the_cache(tmp_path: Path) -> None:
+    h, s, log = _small_cache_after_first_batch(tmp_path)
     for i in range(10):
         s.put(f"k{i:02d}", i)
     h.commit()  # ~1,150 bytes deferred: under half the bound
@@ -380,6 +386,22 @@ def test_deferred_entries_are_pinned_and_bounded_by_half_the_cache(tmp_path: Pat
     assert len(log.batches) == 2 and len(log.batches[1][0]) == 20 and s.deferred_count == 0
     s.wait_applied()
     assert s.cache_bytes <= 3_000
+
+
+def test_keys_deferred_again_do_not_count_twice_against_the_bound(tmp_path: Path) -> None:
+    h, s, log = _small_cache_after_first_batch(tmp_path)
+    for rnd in range(5):  # the same ten hot keys every commit: ~1,150 pinned bytes, however often
+        for i in range(10):
+            s.put(f"k{i:02d}", rnd * 10 + i)
+        h.commit()
+    assert len(log.batches) == 1 and s.deferred_count == 10
+    for i in range(10, 20):  # ten more keys: past half the bound
+        s.put(f"k{i:02d}", i)
+    h.commit()
+    assert len(log.batches) == 2 and s.deferred_count == 0
+    assert sorted(log.batches[1][0]) == [f"k{i:02d}".encode() for i in range(20)]
+    s.wait_applied()
+    assert [s.get(f"k{i:02d}") for i in range(20)] == [40 + i for i in range(10)] + list(range(10, 20))
 
 
 @pytest.mark.parametrize("kind", ["leveldb-sync", "in-memory", "lru"])
