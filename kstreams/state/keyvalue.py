@@ -34,8 +34,9 @@ log = logging.getLogger("kstreams.state")
 
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
 CACHE_MAX_BYTES_EXTRA = "cache.max.bytes"
-"""Key of :attr:`StateStoreContext.extra` that overrides the buffer bound of one store (the
-runtime passes each store its share of ``statestore.cache.max.bytes``)."""
+"""Key of :attr:`StateStoreContext.extra` that overrides the buffer bound of one store. Nothing
+sets it yet: every store gets the whole ``statestore.cache.max.bytes``, where Kafka Streams
+splits that bound across the tasks of a thread."""
 DEFER_RECORDS_EXTRA = "defer.records"
 """Key of :attr:`StateStoreContext.extra`: how many changelog records a persistent store may commit
 before it writes them to disk in one batch (see ``KVStoreCore.configure``; default 0: every commit)."""
