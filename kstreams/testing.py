@@ -27,6 +27,7 @@ from typing import Any
 from kstreams._core import RecordCollector, StreamTask, murmur2_partition, normalize_headers
 from kstreams.config import StreamsConfig
 from kstreams.state.directory import StateDirectory
+from kstreams.state.keyvalue import share_cache
 from kstreams.tasks import build_task, changelog_topic
 from kstreams.topology import Subtopology, Topology
 
@@ -273,6 +274,9 @@ class TopologyTestDriver:
             task = build_task(self._topology, sub, p, self.config, self._collector,
                               application_id=self.application_id, state_dir=self._state_dir,
                               input_topics=inputs, wall_clock=self._wall_clock)
+            # one stream thread's worth of cache: the whole bound, split among every task's stores
+            share_cache([s for t in (*self._tasks.values(), task) for s in t.stores.values()],
+                        self.config["statestore.cache.max.bytes"])
             task.init_topology(self._wall_clock)
             self._tasks[(sub.id, p)] = task
             self._capture_outputs()

@@ -79,6 +79,7 @@ cdef class KVStoreCore:
     cdef _Entry _entry_for_write(self, object key)
     cdef void _set_value(self, _Entry e, object value) except *
     cdef void _mark_dirty(self, _Entry e) except *
+    cdef void _request_commit(self) except *
     cdef long long _record_ts(self) except? -2
     cdef void _evict(self) except *
     cdef bint _finish_apply(self) except -1

@@ -358,6 +358,15 @@ class KVStoreCore:
         deferrable = changelog_topic is not None and self._write_async is not None
         self.defer_records = max(0, defer_records) if deferrable else 0
 
+    def resize_cache(self, cache_max_bytes: int) -> None:
+        """Set the bound of the write buffer and read cache: the store's share of
+        ``statestore.cache.max.bytes`` (see :func:`kstreams.state.keyvalue.share_cache`). A cache
+        above the new bound shrinks at its next eviction; a buffer above it asks for a commit."""
+        self.cache_max_bytes = max(0, cache_max_bytes)
+        self._evict_at = self.cache_max_bytes
+        if self.dirty_bytes > self.cache_max_bytes:
+            self._request_commit()
+
     def _bind_inner(self) -> None:
         """(Re)bind the bytes store's ``get`` after it was opened or wiped."""
         self._inner_get = self.inner.get
@@ -556,14 +565,18 @@ class KVStoreCore:
                 insort(self._sorted_dirty, e.kb)
             self._dirty_by_kb[e.kb] = e
         if self.dirty_bytes > self.cache_max_bytes:
-            if self._ctx is not None:
-                if not self._ctx.commit_requested:
-                    self._ctx.commit_requested = True
-                    self.early_commit_requests += 1
-            elif self._ctx_obj is not None:
-                if not getattr(self._ctx_obj, "commit_requested", False):
-                    self._ctx_obj.commit_requested = True
-                    self.early_commit_requests += 1
+            self._request_commit()
+
+    def _request_commit(self) -> None:
+        """Ask the task for an early commit (the buffer outgrew its bound)."""
+        if self._ctx is not None:
+            if not self._ctx.commit_requested:
+                self._ctx.commit_requested = True
+                self.early_commit_requests += 1
+        elif self._ctx_obj is not None:
+            if not getattr(self._ctx_obj, "commit_requested", False):
+                self._ctx_obj.commit_requested = True
+                self.early_commit_requests += 1
 
     def put(self, key: object, value: object) -> None:
         """Set ``key`` to ``value``; ``None`` deletes the key."""

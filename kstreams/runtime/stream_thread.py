@@ -48,7 +48,7 @@ from kstreams.runtime.clients import (
 )
 from kstreams.runtime.metrics import Sensor
 from kstreams.runtime.topics import TopologyMetadata
-from kstreams.state.keyvalue import DEFER_RECORDS_EXTRA
+from kstreams.state.keyvalue import DEFER_RECORDS_EXTRA, share_cache
 from kstreams.state.restore import StoreRestorer
 from kstreams.tasks import build_task
 from kstreams.topology import Topology
@@ -470,6 +470,7 @@ class StreamThread(threading.Thread):
                 self._start_task(entry)
         if to_pause:
             consumer.pause(to_pause)
+        self._share_cache()
         self._assign_failing_since = None
         self._assign_failures = 0
         log.info("%s assigned tasks %s", self.name, sorted(f"{s}_{p}" for s, p in by_task))
@@ -598,6 +599,11 @@ class StreamThread(threading.Thread):
         self._abort_transaction()
         self._close_tasks(keys, clean=False)
 
+    def _share_cache(self) -> None:
+        """Split this thread's share of ``statestore.cache.max.bytes`` among its tasks' stores."""
+        total = self.config["statestore.cache.max.bytes"] // self.config["num.stream.threads"]
+        share_cache([s for e in self.tasks.values() for s in e.task.stores.values()], total)
+
     def _close_tasks(self, keys: list[tuple[int, int]], clean: bool) -> None:
         if keys and self._changelog_ends is not None:
             self._changelog_ends.forget()  # its answer was for stores about to close
@@ -630,6 +636,8 @@ class StreamThread(threading.Thread):
                     store.close()
                 except Exception as exc:
                     log.warning("%s: closing store %s of task %s: %r", self.name, store.name, entry.task.task_id, exc)
+        if keys:
+            self._share_cache()  # the stores left take the closed ones' part
 
     def _take_final_offsets(self, keys: list[tuple[int, int]]) -> None:
         """After the last commit of tasks closing cleanly, their stores take their changelogs'

@@ -21,6 +21,7 @@ restore (see :mod:`kstreams.state.restore`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from kstreams import serdes as _serdes
@@ -28,15 +29,11 @@ from kstreams._core.kvstore import KeyValueIterator, KVStoreCore, ValueAndTimest
 from kstreams.errors import StateStoreError
 from kstreams.state.context import StateStoreContext
 
-__all__ = ["KeyValueIterator", "KeyValueStore", "TimestampedKeyValueStore", "ValueAndTimestamp"]
+__all__ = ["KeyValueIterator", "KeyValueStore", "TimestampedKeyValueStore", "ValueAndTimestamp", "share_cache"]
 
 log = logging.getLogger("kstreams.state")
 
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
-CACHE_MAX_BYTES_EXTRA = "cache.max.bytes"
-"""Key of :attr:`StateStoreContext.extra` that overrides the buffer bound of one store. Nothing
-sets it yet: every store gets the whole ``statestore.cache.max.bytes``, where Kafka Streams
-splits that bound across the tasks of a thread."""
 DEFER_RECORDS_EXTRA = "defer.records"
 """Key of :attr:`StateStoreContext.extra`: how many changelog records a persistent store may commit
 before it writes them to disk in one batch (see ``KVStoreCore.configure``; default 0: every commit)."""
@@ -45,6 +42,24 @@ _INVALID_RANGE = ("Returning empty iterator for fetch with invalid key range: fr
                   "arguments set in the wrong order, or serdes that don't preserve ordering when lexicographically "
                   "comparing the serialized bytes. Note that the built-in numerical serdes do not follow this for "
                   "negative numbers (store %s)")
+
+
+def share_cache(stores: Iterable[object], total_bytes: int) -> int:
+    """Split ``total_bytes`` equally among the key-value stores in ``stores`` (others are
+    skipped) and return each one's share.
+
+    ``statestore.cache.max.bytes`` bounds the buffered and cached bytes of a whole instance, as in
+    Kafka Streams: a stream thread gets its share and splits it among the stores of its tasks,
+    again whenever its tasks change. (Kafka Streams lets a thread's stores draw on one pool; here
+    each store keeps an equal part of it.)"""
+    kv = [s for s in stores if isinstance(s, KVStoreCore)]
+    if not kv:
+        return 0
+    share = max(0, total_bytes) // len(kv)
+    for store in kv:
+        store.resize_cache(share)
+    log.debug("%d key-value stores share %d cache bytes: %d each", len(kv), total_bytes, share)
+    return share
 
 
 class KeyValueStore(KVStoreCore):
@@ -75,9 +90,8 @@ class KeyValueStore(KVStoreCore):
         self._kser = key_serde.serialize
         self.task_id = context.task_id
         self.inner.open(context)
-        bound = context.extra.get(CACHE_MAX_BYTES_EXTRA)
-        if bound is None:
-            bound = context.app_configs.get("statestore.cache.max.bytes", DEFAULT_CACHE_MAX_BYTES)
+        # the whole bound until the owner of the store's task shares it out (share_cache)
+        bound = context.app_configs.get("statestore.cache.max.bytes", DEFAULT_CACHE_MAX_BYTES)
         # an LRU map tracks recency on reads: a read cache in front of it would hide them
         caching = self.caching_requested and not hasattr(self.inner, "plan_evictions")
         self.configure(key_serde, value_serde, context.collector, context.processor_context,

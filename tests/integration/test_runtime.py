@@ -390,6 +390,47 @@ def test_co_partitioned_sources_meet_in_one_task_across_threads(kafka, tmp_path)
 
 
 
+class CacheShare(Processor):
+    """Forwards ``key -> '<task id>@<thread>@<its store's cache bound>'``."""
+
+    def init(self, context):
+        self.context = context
+        self.store = context.get_state_store("seen")
+
+    def process(self, record):
+        import threading as _threading
+
+        self.store.put(record.key, record.value)
+        share = self.store.cache_max_bytes
+        self.context.forward(record.with_value(f"{self.context.task_id}@{_threading.current_thread().name}@{share}"))
+
+
+def test_the_cache_bound_is_shared_by_the_threads_and_their_stores(kafka, tmp_path):
+    """statestore.cache.max.bytes bounds the whole instance, as in Kafka Streams: each of two
+    threads gets half, and splits it between the stores of its two tasks."""
+    from kstreams import Stores, Topology, serdes
+
+    src, out = kafka.create_topic(kafka.unique_name("in"), 4), kafka.create_topic(kafka.unique_name("out"), 1)
+    s = {"key_serde": serdes.STRING, "value_serde": serdes.STRING}
+    topology = (Topology().add_source("src", [src], **s).add_processor("share", CacheShare, "src")
+                .add_state_store(Stores.key_value_store_builder(Stores.persistent_key_value_store("seen"),
+                                                                serdes.STRING, serdes.STRING), "share")
+                .add_sink("sink", out, "share", **s))
+    total = 4_000_000
+    conf = config(kafka, kafka.unique_name("app"), tmp_path,
+                  **{"num.stream.threads": 2, "statestore.cache.max.bytes": total})
+    with KafkaStreams(topology, conf) as app:
+        app.start()
+        run_until(app, lambda: app.state is State.RUNNING
+                  and len({name.split("/")[0] for name in app.metrics() if "/" in name}) == 2)
+        produce(kafka.bootstrap, src, [(f"k{i}", "x") for i in range(40)])
+        got = consume_all(kafka.bootstrap, out, 40, quiet=0.5)
+    where = {tuple(v.decode().split("@")) for _, v, _ in got}
+    assert {task for task, _, _ in where} == {"0_0", "0_1", "0_2", "0_3"}
+    assert len({thread for _, thread, _ in where}) == 2
+    assert {int(share) for _, _, share in where} == {total // 2 // 2}
+
+
 class StreamTimeProbe(Processor):
     """Forwards ``key -> stream time seen when the record arrives``; ticks on the wall clock."""
 

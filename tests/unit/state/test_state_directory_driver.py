@@ -166,7 +166,10 @@ def test_driver_changelog_partition_is_the_task_partition(tmp_path: Path) -> Non
         assert sorted(p for p, *_ in topic.unread) == sorted(p for p, keys in by_partition.items() for _ in keys)
 
 
-def test_driver_early_commit_request_past_the_bound(tmp_path: Path) -> None:
+def fanout_topology(requested: list[bool]) -> Topology:
+    """Each record puts 50 keys into the store ``counts``; ``requested`` collects whether the task
+    had asked for a commit by then (before the driver commits it)."""
+
     class Fanout(Processor):
         def init(self, context: Any) -> None:
             self.store = context.get_state_store("counts")
@@ -175,17 +178,15 @@ def test_driver_early_commit_request_past_the_bound(tmp_path: Path) -> None:
         def process(self, record: Any) -> None:
             for i in range(50):
                 self.store.put(f"{record.key}-{i}", i)
-            self.requested = self.context.commit_requested  # seen by the task before its commit
-
-    seen = []
-
-    class Spy(Fanout):
-        def process(self, record: Any) -> None:
-            super().process(record)
-            seen.append(self.requested)
+            requested.append(self.context.commit_requested)
 
     builder = Stores.key_value_store_builder(Stores.persistent_key_value_store("counts"), serdes.STRING, serdes.INT64)
-    t = Topology().add_source("src", ["in"], **S).add_processor("p", Spy, "src").add_state_store(builder, "p")
+    return Topology().add_source("src", ["in"], **S).add_processor("p", Fanout, "src").add_state_store(builder, "p")
+
+
+def test_driver_early_commit_request_past_the_bound(tmp_path: Path) -> None:
+    seen: list[bool] = []
+    t = fanout_topology(seen)
     with TopologyTestDriver(t, config(tmp_path, **{"statestore.cache.max.bytes": 1000})) as d:
         inp = d.create_input_topic("in", **S)
         inp.pipe_input("a", "x", 1)
@@ -197,6 +198,22 @@ def test_driver_early_commit_request_past_the_bound(tmp_path: Path) -> None:
     with TopologyTestDriver(t, config(tmp_path, "big", **{"statestore.cache.max.bytes": 1_000_000})) as d:
         d.create_input_topic("in", **S).pipe_input("a", "x", 1)
         assert seen[-1] is False
+
+
+def test_driver_shares_the_cache_bound_among_its_tasks_stores(tmp_path: Path) -> None:
+    """statestore.cache.max.bytes bounds all the stores together: four tasks get a quarter each,
+    so 50 buffered entries (~5.4 kB) outgrow a task's share of 12,000 bytes but not the whole."""
+    requested: list[bool] = []
+    t = fanout_topology(requested)
+    bound = {"statestore.cache.max.bytes": 12_000}
+    with TopologyTestDriver(t, config(tmp_path, "four", **bound)) as d:
+        inp = d.create_input_topic("in", partitions=4, **S)
+        assert [d.get_key_value_store("counts", p).cache_max_bytes for p in range(4)] == [3_000] * 4
+        inp.pipe_input("a", "x", 1)
+    with TopologyTestDriver(t, config(tmp_path, "one", **bound)) as d:
+        d.create_input_topic("in", **S).pipe_input("a", "x", 1)
+        assert d.get_key_value_store("counts").cache_max_bytes == 12_000
+    assert requested == [True, False]
 
 
 def test_driver_timestamped_store(tmp_path: Path) -> None:
