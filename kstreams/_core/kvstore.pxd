@@ -45,6 +45,7 @@ cdef class KVStoreCore:
     cdef dict _cache
     cdef list _dirty
     cdef readonly Py_ssize_t defer_records
+    cdef readonly Py_ssize_t defer_bytes
     cdef dict _pending
     cdef list _pending_entries
     cdef Py_ssize_t _pending_bytes
@@ -55,6 +56,7 @@ cdef class KVStoreCore:
     cdef object _deferred_offset
     cdef dict _applying
     cdef list _applying_entries
+    cdef Py_ssize_t _applying_bytes
     cdef object _apply_handle
     cdef object _write_async
     cdef list _sorted_dirty

@@ -29,10 +29,13 @@ Commit, in two phases (DESIGN §5):
 
 A store may *defer* phase 2's batch (``defer_records``, set by the Kafka runtime): committed
 entries stay in memory, pinned, until about that many changelog records were committed since
-the last batch, then one batch carries them all (a hot key once) with the latest changelog
-offset known. Nothing committed is lost by a crash meanwhile: the stored offset is older, so the
-restore replays that tail of the changelog. Under exactly_once_v2 (a commit every 100 ms) this
-writes a fraction of the entries a batch per commit would.
+the last batch (or their bytes pass ``defer_bytes``), then one batch carries them all (a hot key
+once) with the latest changelog offset known. Nothing committed is lost by a crash meanwhile:
+the stored offset is older, so the restore replays that tail of the changelog. Under
+exactly_once_v2 (a commit every 100 ms) this writes a fraction of the entries a batch per
+commit would. The deferred batch plays the part of RocksDB's write buffer under Kafka Streams
+(16 MiB a store there): its bytes have their own bound and do not count against the cache's,
+which keeps ``cache_max_bytes`` of other entries beside them.
 
 A bytes store may also offer ``write_batch_async(pairs, changelog_offset) -> handle`` (with
 ``done()`` and ``result()``): it returns once the batch is built and writes it on another thread
@@ -60,6 +63,10 @@ from kstreams.errors import SerializationError, StateStoreError
 
 _ENTRY_OVERHEAD: cython.Py_ssize_t = 96
 """Approximate bytes of bookkeeping per cached key (entry object, dict slot, key object)."""
+
+DEFAULT_DEFER_BYTES = 16 * 1024 * 1024
+"""Bound of a store's deferred batch unless ``configure`` is given another (RocksDB's write
+buffer size under Kafka Streams)."""
 
 _TYPED_VALUE_SIZE: cython.Py_ssize_t = 16
 
@@ -308,7 +315,9 @@ class KVStoreCore:
         self._open = False
         self._drop_all()  # the buffer, the read cache and the deferred batch: empty
         self.defer_records = 0
+        self.defer_bytes = 0
         self._applying = {}
+        self._applying_bytes = 0
         self._applying_entries = []
         self._apply_handle = None
         self._write_async = None
@@ -330,14 +339,14 @@ class KVStoreCore:
 
     def configure(self, key_serde: object, value_serde: object, collector: object, processor_context: object,
                   changelog_topic: object, partition: int, cache_max_bytes: int, caching_enabled: bool,
-                  defer_records: int = 0) -> None:
+                  defer_records: int = 0, defer_bytes: int = DEFAULT_DEFER_BYTES) -> None:
         """Wire the store to its task (the bytes store must be open already).
 
         ``defer_records``: a store with a changelog and a bytes store that writes in the
         background may keep committed entries in memory until about that many changelog records
-        were committed since its last batch (or they fill half the cache bound): hot keys reach
-        the bytes store once per batch, not once per commit, and a crash replays at most that
-        tail of the changelog. 0: every commit writes its batch."""
+        were committed since its last batch, or they hold more than ``defer_bytes``: hot keys
+        reach the bytes store once per batch, not once per commit, and a crash replays at most
+        that tail of the changelog. 0: every commit writes its batch."""
         self._key_ser = key_serde.serialize
         self._key_de = key_serde.deserialize
         self._value_ser = value_serde.serialize
@@ -357,6 +366,7 @@ class KVStoreCore:
         # bytes store (or an LRU map, which plans its evictions per batch) gains nothing
         deferrable = changelog_topic is not None and self._write_async is not None
         self.defer_records = max(0, defer_records) if deferrable else 0
+        self.defer_bytes = max(0, defer_bytes)
 
     def resize_cache(self, cache_max_bytes: int) -> None:
         """Set the bound of the write buffer and read cache: the store's share of
@@ -753,8 +763,7 @@ class KVStoreCore:
             return False  # nothing new for the bytes store
         if self._last_offset is None and self._deferred_offset is not None:
             return True  # the store's first offset: from now on a crash never forces a full restore
-        return (self._deferred_records >= self.defer_records
-                or self._deferred_bytes > self.cache_max_bytes // 2)
+        return self._deferred_records >= self.defer_records or self._deferred_bytes > self.defer_bytes
 
     def _write_deferred(self, wait: cython.bint) -> None:
         """Hand the committed entries not in the bytes store yet to it, in one batch with the
@@ -764,6 +773,7 @@ class KVStoreCore:
         batch = self._deferred
         entries = self._deferred_entries
         offset = self._deferred_offset
+        held: cython.Py_ssize_t = self._deferred_bytes
         self._deferred = {}
         self._deferred_entries = []
         self._deferred_records = 0
@@ -777,6 +787,7 @@ class KVStoreCore:
                 self._apply_handle = self._write_async(batch.items(), offset)
                 self._applying = batch
                 self._applying_entries = entries
+                self._applying_bytes = held
                 entries = []
             else:
                 self.inner.write_batch(batch.items(), offset)
@@ -793,7 +804,7 @@ class KVStoreCore:
         """Bring the cache back within its bound (only dirty and pinned entries without caching)."""
         if not self.caching_enabled:
             self._drop_clean()
-        elif self.cache_bytes > self.cache_max_bytes:
+        elif self.cache_bytes > self.cache_max_bytes + self._deferred_bytes + self._applying_bytes:
             self._evict()
 
     def wait_applied(self) -> None:
@@ -812,6 +823,7 @@ class KVStoreCore:
         self._apply_handle = None
         self._applying = {}
         self._applying_entries = []
+        self._applying_bytes = 0
         self._sorted_dirty = None
         self._dirty_by_kb = None
         for e in entries:
@@ -897,6 +909,9 @@ class KVStoreCore:
         target: cython.Py_ssize_t = self.cache_max_bytes - self.cache_max_bytes // 16
         if self.dirty_bytes >= target:
             return
+        # the entries the bytes store has yet to receive are bounded apart (defer_bytes)
+        held: cython.Py_ssize_t = self._deferred_bytes + self._applying_bytes
+        target += held
         cache = self._cache
         limit: cython.Py_ssize_t = 2 * len(cache)
         seen: cython.Py_ssize_t = 0
@@ -925,7 +940,7 @@ class KVStoreCore:
                 cache[ck] = cache.pop(ck)
         # entries that must stay (dirty, pinned) can keep the cache above its bound: try again
         # only once it grew by another 1/16 (or at the next commit)
-        self._evict_at = max(self.cache_max_bytes, self.cache_bytes + self.cache_max_bytes // 16)
+        self._evict_at = max(self.cache_max_bytes + held, self.cache_bytes + self.cache_max_bytes // 16)
 
     # -- restore ------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kstreams import serdes as _serdes
-from kstreams._core.kvstore import KeyValueIterator, KVStoreCore, ValueAndTimestamp
+from kstreams._core.kvstore import DEFAULT_DEFER_BYTES, KeyValueIterator, KVStoreCore, ValueAndTimestamp
 from kstreams.errors import StateStoreError
 from kstreams.state.context import StateStoreContext
 
@@ -37,6 +37,10 @@ DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
 DEFER_RECORDS_EXTRA = "defer.records"
 """Key of :attr:`StateStoreContext.extra`: how many changelog records a persistent store may commit
 before it writes them to disk in one batch (see ``KVStoreCore.configure``; default 0: every commit)."""
+DEFER_BYTES_EXTRA = "defer.bytes"
+"""Key of :attr:`StateStoreContext.extra`: how many bytes of such committed entries a store may keep
+in memory before it writes them (default 16 MiB, outside ``statestore.cache.max.bytes`` as RocksDB's
+write buffers are under Kafka Streams)."""
 
 _INVALID_RANGE = ("Returning empty iterator for fetch with invalid key range: from > to. This may be due to range "
                   "arguments set in the wrong order, or serdes that don't preserve ordering when lexicographically "
@@ -96,7 +100,8 @@ class KeyValueStore(KVStoreCore):
         caching = self.caching_requested and not hasattr(self.inner, "plan_evictions")
         self.configure(key_serde, value_serde, context.collector, context.processor_context,
                        context.changelog_topic if self.logging_enabled else None, context.partition,
-                       int(bound), caching, int(context.extra.get(DEFER_RECORDS_EXTRA, 0)))
+                       int(bound), caching, int(context.extra.get(DEFER_RECORDS_EXTRA, 0)),
+                       int(context.extra.get(DEFER_BYTES_EXTRA, DEFAULT_DEFER_BYTES)))
 
     @property
     def persistent(self) -> bool:

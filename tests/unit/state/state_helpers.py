@@ -10,7 +10,7 @@ from typing import Any
 from kstreams import Stores, serdes
 from kstreams._core import RecordCollector
 from kstreams.state.context import StateStoreContext
-from kstreams.state.keyvalue import DEFER_RECORDS_EXTRA
+from kstreams.state.keyvalue import DEFER_BYTES_EXTRA, DEFER_RECORDS_EXTRA
 
 APP = "app"
 TASK = "0_0"
@@ -54,9 +54,10 @@ class Harness:
     """A store of one task with its collector, context and changelog."""
 
     def __init__(self, builder: Any, state_dir: Path | None, cache_max_bytes: int = 10 * 1024 * 1024,
-                 task_id: str = TASK, defer_records: int = 0) -> None:
+                 task_id: str = TASK, defer_records: int = 0, defer_bytes: int = 16 * 1024 * 1024) -> None:
         self.builder = builder
         self.defer_records = defer_records
+        self.defer_bytes = defer_bytes
         self.state_dir = state_dir
         self.task_id = task_id
         self.cache_max_bytes = cache_max_bytes
@@ -76,7 +77,7 @@ class Harness:
             processor_context=self.ctx,
             changelog_topic=self.topic if self.builder.logging_enabled else None,
             default_key_serde=serdes.MSGPACK, default_value_serde=serdes.MSGPACK,
-            extra={DEFER_RECORDS_EXTRA: self.defer_records}))
+            extra={DEFER_RECORDS_EXTRA: self.defer_records, DEFER_BYTES_EXTRA: self.defer_bytes}))
         return store
 
     def commit(self) -> int:

@@ -362,30 +362,49 @@ def test_close_and_discard_write_the_deferred_batch(tmp_path: Path) -> None:
 
 
 def _small_cache_after_first_batch(tmp_path: Path) -> tuple[Harness, Any, BatchLog]:
-    """A store with a 3,000-byte cache and a high record threshold, past its first batch (a
-    store's first offset is written at once): the next batches wait for half the cache bound."""
-    h = Harness(make_builder("leveldb-cached"), tmp_path, cache_max_bytes=3_000, defer_records=1_000)
+    """A store with a 3,000-byte cache, a high record threshold and 1,500 deferred bytes at most,
+    past its first batch (a store's first offset is written at once)."""
+    h = Harness(make_builder("leveldb-cached"), tmp_path, cache_max_bytes=3_000, defer_records=1_000,
+                defer_bytes=1_500)
     log = BatchLog(h.store)
     h.store.put("first", 0)
     h.commit()
     return h, h.store, log
 
 
-def test_deferred_entries_are_pinned_and_bounded_by_half_the_cache(tmp_path: Path) -> None:
+def test_deferred_entries_are_pinned_and_bounded_by_their_own_bytes(tmp_path: Path) -> None:
     h, s, log = _small_cache_after_first_batch(tmp_path)
     for i in range(10):
         s.put(f"k{i:02d}", i)
-    h.commit()  # ~1,150 bytes deferred: under half the bound
+    h.commit()  # ~1,150 bytes deferred: under the bound
     assert len(log.batches) == 1 and s.deferred_count == 10
     for i in range(40):  # reads that fill the cache past its bound evict clean entries only
         assert s.get(f"absent{i:02d}") is None
     assert all(s.get(f"k{i:02d}") == i for i in range(10)) and s.inner.get(b"k00") is None
     for i in range(10, 20):
         s.put(f"k{i:02d}", i)
-    h.commit()  # past half the bound: written
+    h.commit()  # past the bound: written
     assert len(log.batches) == 2 and len(log.batches[1][0]) == 20 and s.deferred_count == 0
     s.wait_applied()
     assert s.cache_bytes <= 3_000
+
+
+def test_deferred_entries_do_not_crowd_the_cache_out(tmp_path: Path) -> None:
+    """The deferred batch is bounded apart, like a write buffer: beside its ~1,150 bytes the cache
+    still keeps 3,000 bytes of clean entries; once the batch is written it is back to 3,000."""
+    h, s, log = _small_cache_after_first_batch(tmp_path)
+    for i in range(10):
+        s.put(f"k{i:02d}", i)
+    h.commit()
+    assert s.deferred_count == 10
+    for i in range(25):  # ~2,600 bytes of clean entries (absent keys are cached too)
+        assert s.get(f"absent{i:02d}") is None
+    assert s.cache_bytes > 3_000 and s.cached_count == 1 + 10 + 25
+    for i in range(10, 20):
+        s.put(f"k{i:02d}", i)
+    h.commit()
+    s.wait_applied()
+    assert s.cache_bytes <= 3_000 and s.cached_count < 1 + 20 + 25
 
 
 def test_keys_deferred_again_do_not_count_twice_against_the_bound(tmp_path: Path) -> None:
@@ -395,7 +414,7 @@ def test_keys_deferred_again_do_not_count_twice_against_the_bound(tmp_path: Path
             s.put(f"k{i:02d}", rnd * 10 + i)
         h.commit()
     assert len(log.batches) == 1 and s.deferred_count == 10
-    for i in range(10, 20):  # ten more keys: past half the bound
+    for i in range(10, 20):  # ten more keys: past the bound
         s.put(f"k{i:02d}", i)
     h.commit()
     assert len(log.batches) == 2 and s.deferred_count == 0
