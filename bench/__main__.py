@@ -8,6 +8,8 @@ Commands:
   [--kstreams-config K=V ...] [--warmup-runs W] [--json]``: kstreams alone on a real broker: pre-loaded input, records/s
   from the first record consumed to the last output committed, output verified (the ``compare``
   harness, one system).
+* ``restore [--records N] [--partitions P] [--runs R] [--bootstrap-servers B] [--json]``: records/s of
+  a store restored from its changelog into an empty state directory.
 * ``compare [--quick] [--json] [--workloads ...] [--systems ...] [--bootstrap-servers B]``:
   Kafka->Kafka against Java Kafka Streams and quixstreams on a real broker (``bench/compare``).
 """
@@ -47,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra kstreams config, e.g. producer.linger.ms=5 (repeatable)")
     k.add_argument("--json", action="store_true", help="print one JSON object")
 
+    r = sub.add_parser("restore", help="a store restored from its changelog (records/s)")
+    from bench.restore import add_arguments as add_restore_arguments
+
+    add_restore_arguments(r)
+
     c = sub.add_parser("compare", help="Kafka->Kafka: kstreams vs Java Kafka Streams vs quixstreams")
     from bench.compare.cli import add_arguments as add_compare_arguments
 
@@ -79,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             argv2.append("--json")
         return run_compare(compare.parse_args(argv2))
+    elif args.command == "restore":
+        from bench.restore import run as run_restore
+
+        return run_restore(args)
     elif args.command == "compare":
         from bench.compare.cli import run as run_compare
 

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 log.warning("%s is not available: %s", name, unavailable[name])
         runnable = [name for name in chosen if name not in unavailable]
 
-        with _broker(args, work_dir) as (bootstrap, broker_pids):
+        with broker_for(args, work_dir) as (bootstrap, broker_pids):
             from confluent_kafka.admin import AdminClient
 
             from bench.compare.kafka_io import NO_RETENTION, create_topic, delete_topics_matching, load_input
@@ -261,7 +261,9 @@ def _run_all(plan: RunPlan, registry: dict[str, systems.System], names: list[str
 
 
 @contextlib.contextmanager
-def _broker(args: argparse.Namespace, work_dir: Path) -> Iterator[tuple[str, list[int]]]:
+def broker_for(args: argparse.Namespace, work_dir: Path) -> Iterator[tuple[str, list[int]]]:
+    """``(bootstrap, broker pids)`` of ``args.bootstrap_servers``, or of a local broker started
+    in ``work_dir`` (``-Xmx`` ``args.broker_heap``) and stopped on exit."""
     if args.bootstrap_servers:
         yield args.bootstrap_servers, []
         return
