@@ -109,22 +109,23 @@ def run_once(bootstrap: str, records: int, partitions: int, timeout: float) -> d
                                    NewTopic(changelog, partitions, 1, config={"cleanup.policy": "compact"})])
     for future in futures.values():
         future.result(30)
-    t0 = time.perf_counter()
-    _write_changelog(bootstrap, changelog, records)
-    log.info("wrote %s changelog records in %.1f s", f"{records:,}", time.perf_counter() - t0)
     timing = _Timing(partitions)
-    with tempfile.TemporaryDirectory(prefix="kstreams-restore-") as state_dir:
-        app = KafkaStreams(_topology(input_topic, output_topic),
-                           {"application.id": app_id, "bootstrap.servers": bootstrap, "state.dir": state_dir})
-        app.set_global_state_restore_listener(timing)
-        with app:
-            app.start()
-            if not timing.done.wait(timeout):
-                raise RuntimeError(f"the restore did not finish in {timeout:.0f} s "
-                                   f"({timing.restored:,} of {records:,} records)")
-    futures = admin.delete_topics([input_topic, output_topic, changelog])
-    for future in futures.values():
-        future.result(30)
+    try:
+        t0 = time.perf_counter()
+        _write_changelog(bootstrap, changelog, records)
+        log.info("wrote %s changelog records in %.1f s", f"{records:,}", time.perf_counter() - t0)
+        with tempfile.TemporaryDirectory(prefix="kstreams-restore-") as state_dir:
+            app = KafkaStreams(_topology(input_topic, output_topic),
+                               {"application.id": app_id, "bootstrap.servers": bootstrap, "state.dir": state_dir})
+            app.set_global_state_restore_listener(timing)
+            with app:
+                app.start()
+                if not timing.done.wait(timeout):
+                    raise RuntimeError(f"the restore did not finish in {timeout:.0f} s "
+                                       f"({timing.restored:,} of {records:,} records)")
+    finally:  # a failed run leaves no topics behind on a broker given with --bootstrap-servers
+        for future in admin.delete_topics([input_topic, output_topic, changelog]).values():
+            future.result(30)
     assert timing.started is not None and timing.ended is not None
     if timing.restored != records:
         raise RuntimeError(f"restored {timing.restored:,} records, wrote {records:,}")

@@ -27,6 +27,6 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_a_restore_over_two_partitions_counts_every_record(bootstrap: str) -> None:
+    # run_once raises unless both partitions' restores end and their totals add up to 5,000
     result = run_once(bootstrap, 5_000, 2, timeout=60)
-    assert result["records"] == 5_000 and result["partitions"] == 2
-    assert result["seconds"] > 0 and result["records_per_s"] == pytest.approx(5_000 / result["seconds"])
+    assert result["records"] == 5_000 and result["partitions"] == 2 and result["seconds"] > 0
