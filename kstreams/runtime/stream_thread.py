@@ -827,8 +827,17 @@ class StreamThread(threading.Thread):
             if entry.running and entry.task.punctuate_wall_clock(now):
                 self.sensors["punctuate"].record()
         self._resume_drained()
-        requested = any(e.task.context.commit_requested for e in self.tasks.values())
-        if requested or time.monotonic() - self._last_commit >= self._commit_interval:
+        self._maybe_commit(time.monotonic())
+
+    def _maybe_commit(self, now: float) -> None:
+        """Kafka Streams' ``maybeCommit``: every task that made progress once ``commit.interval.ms``
+        has passed since the last interval commit; before that, the same commit only when a task
+        asked for one (``context.commit()``, a full store cache), which leaves the interval's clock
+        alone, so a stream of requests neither delays nor replaces the interval commits."""
+        if now - self._last_commit >= self._commit_interval:
+            self._last_commit = now
+            self._commit(force=False)
+        elif any(e.running and e.task.context.commit_requested for e in self.tasks.values()):
             self._commit(force=False)
 
     def _buffer(self, by_tp: dict[tuple[str, int], list[Any]], errors: list[KafkaError], message_mode: bool) -> None:
@@ -919,7 +928,6 @@ class StreamThread(threading.Thread):
             self._finish_commit(wait=True)  # one transaction commits at a time
         entries = [e for e in self.tasks.values()
                    if e.running and (force or e.task.commit_needed or e.task.context.commit_requested)]
-        self._last_commit = time.monotonic()
         if not entries and not (self.eos and self._txn_open):
             return
         t0 = time.perf_counter()

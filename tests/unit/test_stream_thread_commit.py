@@ -1,7 +1,10 @@
-"""The exactly_once_v2 commit of a stream thread runs while the thread goes on processing: the
+"""When a stream thread commits, and how (no broker: the producer and consumer are stand-ins that
+record what they are asked).
+
+Commits come every ``commit.interval.ms`` and in between when a task asks; asking does not move
+the interval's clock. The exactly_once_v2 commit runs while the thread goes on processing: the
 transaction commits on a helper thread, the output meanwhile waits in the tasks' collectors and
-goes into the next transaction, and a failed commit drops it and rewinds (no broker: the
-producer and consumer are stand-ins that record what they are asked)."""
+goes into the next transaction, and a failed commit drops it and rewinds."""
 
 from __future__ import annotations
 
@@ -187,3 +190,24 @@ def test_commits_share_one_helper_thread_and_a_blocked_one_keeps_it():
     thread._finish_commit(wait=True)
     assert thread._commit_helper is not first and ("commit",) in replacement.calls
     blocked.release.set()
+
+
+def test_a_requested_commit_leaves_the_commit_interval_clock_alone():
+    thread, task = _running_thread(_Producer())
+    commits: list[float] = []
+    thread._commit = lambda force: commits.append(now)  # type: ignore[method-assign]
+    interval = thread._commit_interval
+    start = thread._last_commit
+    now = start + interval / 2
+    thread._maybe_commit(now)
+    assert commits == []  # neither due nor asked for
+    task.context.commit_requested = True  # as context.commit() or a full cache does
+    thread._maybe_commit(now)
+    assert commits == [now] and thread._last_commit == start
+    task.context.commit_requested = False  # the commit resets it
+    now = start + interval  # the interval is counted from the last interval commit, not the request
+    thread._maybe_commit(now)
+    assert commits == [start + interval / 2, now] and thread._last_commit == now
+    now += interval / 2
+    thread._maybe_commit(now)
+    assert len(commits) == 2
