@@ -45,13 +45,15 @@ def _forward_processor() -> Any:
     return Forward
 
 
-def _count_processor() -> Any:
+def count_processor(store: str = "counts") -> Any:
+    """A processor class that counts records per key in the key-value store ``store`` and
+    forwards each record with its key's count as the value."""
     from kstreams import Processor
 
     class Count(Processor):
         def init(self, context: Any) -> None:
             self.context = context
-            self.store = context.get_state_store("counts")
+            self.store = context.get_state_store(store)
 
         def process(self, record: Any) -> None:
             n = (self.store.get(record.key) or 0) + 1
@@ -81,7 +83,7 @@ def count_topology(supplier_factory: str = "in_memory_key_value_store", key_serd
     supplier = getattr(Stores, supplier_factory)("counts")
     return (Topology()
             .add_source("source", ["input"], key_serde=key_serde, value_serde=serdes.BYTES)
-            .add_processor("count", _count_processor(), "source")
+            .add_processor("count", count_processor(), "source")
             .add_state_store(Stores.key_value_store_builder(supplier, key_serde, value_serde), "count")
             .add_sink("sink", "output", "count", key_serde=key_serde, value_serde=value_serde))
 

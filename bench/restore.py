@@ -60,20 +60,11 @@ class _Timing:
 
 
 def _topology(input_topic: str, output_topic: str) -> Any:
-    from kstreams import Processor, Stores, Topology, serdes
-
-    class Count(Processor):
-        def init(self, context: Any) -> None:
-            self.context = context
-            self.store = context.get_state_store(STORE)
-
-        def process(self, record: Any) -> None:
-            n = (self.store.get(record.key) or 0) + 1
-            self.store.put(record.key, n)
-            self.context.forward(record.with_value(n))
+    from bench.inprocess import count_processor
+    from kstreams import Stores, Topology, serdes
 
     return (Topology().add_source("src", [input_topic], key_serde=serdes.STRING, value_serde=serdes.STRING)
-            .add_processor("count", Count, "src")
+            .add_processor("count", count_processor(STORE), "src")
             .add_state_store(Stores.key_value_store_builder(Stores.persistent_key_value_store(STORE),
                                                             serdes.STRING, serdes.INT64), "count")
             .add_sink("sink", output_topic, "count", key_serde=serdes.STRING, value_serde=serdes.INT64))
