@@ -225,3 +225,29 @@ def test_a_due_commit_comes_between_rounds_not_after_the_buffers_drain():
     # then rounds of 1, 2, ..., 9 (46 records in all) and the last 4 in a round of 10
     assert produced_at_commit == [1]
     assert len(producer.calls) == 50 and thread._iterations == 11
+
+
+def test_commit_latency_counts_the_thread_s_time_not_the_records_processed_meanwhile(monkeypatch):
+    import kstreams.runtime.stream_thread as stream_thread
+
+    clock = [100.0]
+
+    def perf_counter() -> float:  # every reading takes a millisecond
+        clock[0] += 0.001
+        return clock[0]
+
+    monkeypatch.setattr(stream_thread.time, "perf_counter", perf_counter)
+    producer = _Producer()
+    thread, task = _running_thread(producer)
+    _process(task, 0)
+    thread._commit(force=False)
+    assert producer.committing.wait(10)
+    clock[0] += 5.0  # records processed while the transaction commits
+    _process(task, 1)
+    producer.release.set()
+    thread._finish_commit(wait=True)
+    overlapped = thread.sensors["commit"].avg()
+    assert 0 < overlapped < 0.1
+    _process(task, 2)
+    thread._commit(force=True)
+    assert 0 < thread.sensors["commit"].avg() < 0.1
