@@ -68,8 +68,7 @@ _RETRIABLE_DELIVERY_CODES = frozenset((
     KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
     KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND, KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.NETWORK_EXCEPTION, KafkaError.KAFKA_STORAGE_ERROR))
-_MAX_ITERATIONS = 10_000
-"""Bound of the records a task processes per round (see ``StreamThread._process_rounds``)."""
+_PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
 _STORE_EXTRA = {DEFER_RECORDS_EXTRA: 100_000}
 """A persistent store writes its committed entries to disk once per ~100,000 changelog records
@@ -244,7 +243,6 @@ class StreamThread(threading.Thread):
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
         self._processed_last = 0
-        self._iterations = 1  # records per task and round, adapted as Kafka Streams' numIterations
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -811,70 +809,37 @@ class StreamThread(threading.Thread):
         self.sensors["poll"].record(1, time.perf_counter() - t0)
         if self._restoring:
             self._restore_step()
-        self._processed_last = self._process_rounds()
-        if self._inflight is None:  # else the committing helper serves the producer's callbacks
-            self.producer.poll(0)
-        self._resume_drained()
-
-    def _process_rounds(self) -> int:
-        """Process the buffered records in rounds, as Kafka Streams' ``runOnce`` does: each round
-        processes up to ``_iterations`` records per task, then runs the wall-clock punctuators and
-        commits if it is time, so neither waits for the buffers to drain. A round that punctuated
-        or committed halves ``_iterations``, any other adds one. Between rounds an exactly_once_v2
-        commit in flight is checked, so the output goes straight to the producer again soon after
-        its transaction committed. Returns the number of records processed."""
-        entries = list(self.tasks.values())
-        total = 0
-        while True:
-            self._open_transaction()
-            now = _now_ms()
-            processed = 0
-            t1 = time.perf_counter()
-            for entry in entries:
-                if entry.running:
-                    processed += entry.task.process(self._iterations, now)
-            if processed:
-                self.sensors["process"].record(processed, time.perf_counter() - t1)
-                total += processed
-            if self._inflight is not None:
-                self._finish_commit(wait=False)
-            punctuated = False
-            for entry in entries:
-                if entry.running and entry.task.punctuate_wall_clock(now):
-                    self.sensors["punctuate"].record()
-                    punctuated = True
-            committed = self._maybe_commit(time.monotonic())
-            if processed == 0:
-                return total
-            if punctuated or committed:
-                self._iterations = max(1, self._iterations // 2)
-            elif self._iterations < _MAX_ITERATIONS:
-                self._iterations += 1
-
-    def _open_transaction(self) -> None:
-        """Under exactly_once_v2, begin the next transaction before records are processed, unless
-        one is open or a commit is still in flight (the output then waits in the collectors).
-        Needed after ``consume()`` (its rebalance callbacks may have created tasks and committed)
-        and after every commit."""
         if self.eos and not self._txn_open and self.tasks and self._inflight is None:
-            assert self.producer is not None
+            # after consume(): its rebalance callbacks may have created the tasks and committed
             self.producer.begin_transaction()
             self._txn_open = True
+        now = _now_ms()
+        processed = 0
+        t1 = time.perf_counter()
+        for entry in list(self.tasks.values()):
+            if entry.running:
+                processed += entry.task.process(_PROCESS_BUDGET, now)
+        self._processed_last = processed
+        if processed:
+            self.sensors["process"].record(processed, time.perf_counter() - t1)
+        if self._inflight is None:  # else the committing helper serves the producer's callbacks
+            self.producer.poll(0)
+        for entry in list(self.tasks.values()):
+            if entry.running and entry.task.punctuate_wall_clock(now):
+                self.sensors["punctuate"].record()
+        self._resume_drained()
+        self._maybe_commit(time.monotonic())
 
-    def _maybe_commit(self, now: float) -> bool:
+    def _maybe_commit(self, now: float) -> None:
         """Kafka Streams' ``maybeCommit``: every task that made progress once ``commit.interval.ms``
         has passed since the last interval commit; before that, the same commit only when a task
         asked for one (``context.commit()``, a full store cache), which leaves the interval's clock
-        alone, so a stream of requests neither delays nor replaces the interval commits. Returns
-        whether it committed."""
+        alone, so a stream of requests neither delays nor replaces the interval commits."""
         if now - self._last_commit >= self._commit_interval:
             self._last_commit = now
             self._commit(force=False)
-            return True
-        if any(e.running and e.task.context.commit_requested for e in self.tasks.values()):
+        elif any(e.running and e.task.context.commit_requested for e in self.tasks.values()):
             self._commit(force=False)
-            return True
-        return False
 
     def _buffer(self, by_tp: dict[tuple[str, int], list[Any]], errors: list[KafkaError], message_mode: bool) -> None:
         """Hand consumed records to their tasks, pausing partitions whose queue is over the limit."""

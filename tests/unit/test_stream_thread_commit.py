@@ -213,20 +213,6 @@ def test_a_requested_commit_leaves_the_commit_interval_clock_alone():
     assert len(commits) == 2
 
 
-def test_a_due_commit_comes_between_rounds_not_after_the_buffers_drain():
-    producer = _Producer()
-    thread, task = _running_thread(producer)
-    task.add_records("in", 0, [(f"k{i}".encode(), b"v", 1_000 + i, i, None) for i in range(50)], False)
-    produced_at_commit: list[int] = []
-    thread._commit = lambda force: produced_at_commit.append(len(producer.calls))  # type: ignore[method-assign]
-    thread._last_commit -= thread._commit_interval  # the interval has passed
-    assert thread._process_rounds() == 50
-    # the first round (one record per task) ended with the commit, which kept one record a round;
-    # then rounds of 1, 2, ..., 9 (46 records in all) and the last 4 in a round of 10
-    assert produced_at_commit == [1]
-    assert len(producer.calls) == 50 and thread._iterations == 11
-
-
 def test_commit_latency_counts_the_thread_s_time_not_the_records_processed_meanwhile(monkeypatch):
     import kstreams.runtime.stream_thread as stream_thread
 
