@@ -1,6 +1,6 @@
 """The comparison harness end to end on a real broker, with a plain system and deliberate faults.
 
-One broker (``tests/kafka/cluster.py``) for the module; a small data set is loaded once; each
+The session's broker (the ``kafka`` fixture, ``tests/conftest.py``); a small data set is loaded once; each
 test runs :func:`bench.compare.harness.run_once` on ``tests/bench/plain_system.py``, a minimal
 consume-transform-produce loop that can drop, duplicate or miscount records. A correct run must
 be ``ok`` with a figure; every faulty one must be ``failed`` with no figure.
@@ -9,10 +9,10 @@ be ``ok`` with a figure; every faulty one must be ``failed`` with no figure.
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +21,6 @@ from bench.compare.harness import Limits, RunPlan, run_once
 from bench.compare.kafka_io import NO_RETENTION, create_topic, load_input
 from bench.compare.systems import ProcessSpec, RunContext, System, runner_args
 from bench.compare.verify import Verifier
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kafka"))
-import cluster as kafka_cluster  # noqa: E402  (tests/kafka/cluster.py)
 
 pytestmark = [pytest.mark.timeout(120)]
 PLAIN = Path(__file__).resolve().parent / "plain_system.py"
@@ -44,25 +41,22 @@ class PlainSystem(System):
 
 
 @pytest.fixture(scope="module")
-def plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPlan]:
+def plan(kafka: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPlan]:
     from confluent_kafka.admin import AdminClient
 
     work = tmp_path_factory.mktemp("bench-harness")
-    kafka = kafka_cluster.start_cluster(work / "kafka", 1, owner_pid=os.getpid())
-    try:
-        admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 4})
-        data = generate(DatasetSpec(records=3000, keys=200, partitions=2, base_ts=1_700_000_000_000))
-        create_topic(admin, "bench-input", 2, NO_RETENTION)
-        load_input(kafka.bootstrap, "bench-input", data)
-        plan = RunPlan(kafka.bootstrap, admin, Verifier(data), "bench-input", 2, work / "runs",
-                       Limits(startup_s=30, idle_s=3, run_s=60, settle_s=0.5, stop_s=10, drain_s=20),
-                       [node.pid for node in kafka.nodes if node.pid])
-        yield plan
-        plan.admin = None
-        del admin
-        gc.collect()  # destroy the admin client (held in cycles by its futures) before the broker stops
-    finally:
-        kafka.stop()
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 4})
+    data = generate(DatasetSpec(records=3000, keys=200, partitions=2, base_ts=1_700_000_000_000))
+    topic = kafka.unique_name("bench-input")
+    create_topic(admin, topic, 2, NO_RETENTION)
+    load_input(kafka.bootstrap, topic, data)
+    plan = RunPlan(kafka.bootstrap, admin, Verifier(data), topic, 2, work / "runs",
+                   Limits(startup_s=30, idle_s=3, run_s=60, settle_s=0.5, stop_s=10, drain_s=20),
+                   [node.pid for node in kafka.nodes if node.pid])
+    yield plan
+    plan.admin = None
+    del admin
+    gc.collect()  # destroy the admin client (held in cycles by its futures) while the broker is up
 
 
 def test_correct_system_is_measured(plan: RunPlan) -> None:
