@@ -35,7 +35,6 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from kstreams._core import RecordCollector, StreamTask, group_messages
 from kstreams._core.fetcher import Fetcher
 from kstreams._core.producer import RdKafkaProducer
-from kstreams._core.task import monotonic_ms
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
 from kstreams.errors import ErrorHandlerContext, HandlerResponse, StreamsError, TaskMigratedError
 from kstreams.runtime.changelog_ends import ChangelogEnds
@@ -244,8 +243,6 @@ class StreamThread(threading.Thread):
         self.sensors = {name: Sensor() for name in ("process", "commit", "punctuate", "poll")}
         self._records_lag_max = 0
         self._processed_last = 0
-        self._first_task = 0  # where the next round over the tasks starts
-        self._max_poll_interval_ms = int(consumer_config(config, "").get("max.poll.interval.ms", 300_000))
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -818,15 +815,10 @@ class StreamThread(threading.Thread):
             self._txn_open = True
         now = _now_ms()
         processed = 0
-        entries = list(self.tasks.values())
-        if len(entries) > 1:  # a round cut short by its deadline starts at the next task next time
-            self._first_task = (self._first_task + 1) % len(entries)
-            entries = entries[self._first_task:] + entries[:self._first_task]
-        deadline = self._process_deadline(entries, now)
         t1 = time.perf_counter()
-        for entry in entries:
+        for entry in list(self.tasks.values()):
             if entry.running:
-                processed += entry.task.process(_PROCESS_BUDGET, now, deadline)
+                processed += entry.task.process(_PROCESS_BUDGET, now)
         self._processed_last = processed
         if processed:
             self.sensors["process"].record(processed, time.perf_counter() - t1)
@@ -837,22 +829,6 @@ class StreamThread(threading.Thread):
                 self.sensors["punctuate"].record()
         self._resume_drained()
         self._maybe_commit(time.monotonic())
-
-    def _process_deadline(self, entries: list[_TaskEntry], wall_clock: int) -> int:
-        """When this round's processing stops (a time of ``monotonic_ms``), even with records left:
-        when the next interval commit or wall-clock punctuation is due, or half of
-        ``max.poll.interval.ms`` after the poll. Kafka Streams gets the same from its rounds of a
-        few records per task between checks; without it, a thread holding thousands of slow
-        records committed only after processing them all (an exactly_once_v2 transaction could
-        outlive ``transaction.timeout.ms`` and be aborted, again and again)."""
-        now = monotonic_ms()
-        deadline = min(int((self._last_commit + self._commit_interval) * 1000), now + self._max_poll_interval_ms // 2)
-        for entry in entries:
-            if entry.running:
-                due = entry.task.context.wall_punctuations.next_due
-                if due - wall_clock < deadline - now:
-                    deadline = now + max(0, due - wall_clock)
-        return max(deadline, 1)
 
     def _maybe_commit(self, now: float) -> None:
         """Kafka Streams' ``maybeCommit``: every task that made progress once ``commit.interval.ms``

@@ -9,7 +9,6 @@ goes into the next transaction, and a failed commit drops it and rewinds."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -238,32 +237,3 @@ def test_commit_latency_counts_the_thread_s_time_not_the_records_processed_meanw
     _process(task, 2)
     thread._commit(force=True)
     assert 0 < thread.sensors["commit"].avg() < 0.1
-
-
-def test_a_task_stops_processing_at_its_deadline_after_at_least_one_record():
-    from kstreams._core.task import monotonic_ms
-
-    _thread, task = _running_thread(_Producer())
-    task.add_records("in", 0, [(f"k{i}".encode(), b"v", 1_000 + i, i, None) for i in range(5)], False)
-    assert task.process(10, 0, monotonic_ms() - 1) == 1  # past: one record, then the check
-    assert task.process(10, 0, monotonic_ms() + 60_000) == 4  # far: as many as there are
-    assert monotonic_ms() - 20 <= int(time.monotonic() * 1000) <= monotonic_ms() + 20  # one clock
-
-
-def test_processing_stops_when_the_next_commit_or_wall_clock_punctuation_is_due():
-    from kstreams import PunctuationType
-    from kstreams._core.task import monotonic_ms
-
-    thread, task = _running_thread(_Producer())
-    entries = list(thread.tasks.values())
-    now_wall = 1_000_000
-    thread._last_commit = time.monotonic()
-    commit_due = int((thread._last_commit + thread._commit_interval) * 1000)
-    assert abs(thread._process_deadline(entries, now_wall) - commit_due) <= 1
-    task.context.wall_clock = now_wall
-    task.context.current_node = task.nodes[0]  # as if from a processor's init()
-    task.context.schedule(50, PunctuationType.WALL_CLOCK_TIME, lambda ts: None)  # due at now_wall + 50
-    task.context.current_node = None
-    assert abs(thread._process_deadline(entries, now_wall) - (monotonic_ms() + 50)) <= 20
-    thread._last_commit -= 3600  # an interval commit overdue: stop after the next record
-    assert thread._process_deadline(entries, now_wall) < monotonic_ms()
