@@ -79,7 +79,7 @@ def _values(records: list[Message]) -> list[str]:
 
 def test_produce_consume_round_trip(kafka: kafka_cluster.Cluster) -> None:
     topic = kafka.create_topic(kafka.unique_name("round-trip"), partitions=3)
-    producer = Producer(kafka.client_config({"acks": "all", "linger.ms": 5}))
+    producer = Producer(kafka.client_config({"acks": "all", "linger.ms": 5, "enable.idempotence": True}))
     errors: list[str] = []
     sent = [(f"key-{i % 7}", f"value-{i}") for i in range(300)]
     for key, value in sent:
