@@ -1093,6 +1093,8 @@ class StreamThread(threading.Thread):
                 err = exc.args[0] if exc.args else None
                 if not isinstance(err, KafkaError):
                     raise
+                if err.txn_requires_abort() and self._txn_record_error is None:
+                    self._await_delivery_reports(getattr(fn, "__self__", None))
                 if err.retriable() and not err.txn_requires_abort() and time.monotonic() < deadline:
                     log.info("%s: %s failed with a retriable error (%s); retrying", self.name, fn.__name__, err)
                     time.sleep(0.2)
@@ -1107,6 +1109,22 @@ class StreamThread(threading.Thread):
                 if err.txn_requires_abort() or err.fatal() or err.code() in _MIGRATED_CODES:
                     raise TaskMigratedError(f"{fn.__name__} failed: {err}") from exc
                 raise
+
+    def _await_delivery_reports(self, producer: Any) -> None:
+        """Serve the producer's delivery reports until one arrives, for up to a second.
+
+        An abortable transaction error is often caused by a record the broker refused. The
+        error reaches a transactional call (``send_offsets_to_transaction`` fails with
+        ``_STATE``) a moment before the record's delivery report is served. Without this wait
+        the thread took it for a passing failure and rewound the tasks. The same record then
+        failed again, over and over, where it must stop (or let the handler decide)."""
+        if producer is None or not hasattr(producer, "poll"):
+            return
+        errors = len(self._production_errors)
+        until = time.monotonic() + 1.0
+        while (self._txn_record_error is None and len(self._production_errors) == errors
+               and time.monotonic() < until):
+            producer.poll(0.05)
 
     # -- introspection ------------------------------------------------------------------------------
 

@@ -237,3 +237,34 @@ def test_commit_latency_counts_the_thread_s_time_not_the_records_processed_meanw
     _process(task, 2)
     thread._commit(force=True)
     assert 0 < thread.sensors["commit"].avg() < 0.1
+
+
+def test_an_abortable_error_met_before_the_failed_records_delivery_report_still_stops_the_thread():
+    """librdkafka fails ``send_offsets_to_transaction`` (``_STATE``) a moment before it serves the
+    delivery report of the record the broker refused: the thread waits for the report, then stops
+    as for that record, instead of rewinding to fail on it again and again."""
+    from kstreams.errors import StreamsError
+
+    class _Refused:
+        def topic(self) -> str:
+            return "out"
+
+        def partition(self) -> int:
+            return 0
+
+    class _Producer2(_Producer):
+        def send_offsets_to_transaction(self, offsets: list, _metadata: Any, _timeout: float) -> None:
+            raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state", txn_requires_abort=True))
+
+        def poll(self, _timeout: float) -> int:
+            thread._on_delivery_error(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), _Refused())
+            return 1
+
+    producer = _Producer2()
+    producer.release.set()
+    thread, task = _running_thread(producer)
+    _process(task, 0)
+    thread._commit(force=False)
+    with pytest.raises(StreamsError) as failed:
+        thread._finish_commit(wait=True)
+    assert not isinstance(failed.value, TaskMigratedError) and "could not be delivered" in str(failed.value)
