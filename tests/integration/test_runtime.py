@@ -519,9 +519,11 @@ def test_restore_reads_past_an_open_transaction_below_committed_state(kafka, tmp
     listener = RecordingListener()
     app = KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path, "exactly_once_v2"))
     app.set_global_state_restore_listener(listener)
-    # the broker aborts the zombie's transaction after its timeout (it checks every 10 s)
+    # the broker aborts the zombie's transaction after its timeout (it checks every 10 s): 20 s, so
+    # it is still open when the task comes back even on a slow machine (with 2 s a full-suite run
+    # once saw it aborted before that: nothing was left to restore and no restore ended)
     zombie = Producer({"bootstrap.servers": kafka.bootstrap, "transactional.id": kafka.unique_name("zombie"),
-                       "transaction.timeout.ms": 2000})
+                       "transaction.timeout.ms": 20_000})
     zombie.init_transactions(30)
     with app:
         app.start()
@@ -542,7 +544,7 @@ def test_restore_reads_past_an_open_transaction_below_committed_state(kafka, tmp
             assert time.monotonic() < deadline, "the second member never joined"
             member.poll(0.1)
         member.close()  # the task comes back to the application, which restores its store
-        run_until(app, lambda: listener.ends, timeout=45)  # after the zombie's transaction was aborted
+        run_until(app, lambda: listener.ends, timeout=75)  # after the zombie's transaction was aborted
 
         produce(kafka.bootstrap, src, batch(200), start_ts=now)
         got = consume_all(kafka.bootstrap, out, 300, quiet=1.0)
