@@ -68,6 +68,10 @@ _RETRIABLE_DELIVERY_CODES = frozenset((
     KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
     KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND, KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.NETWORK_EXCEPTION, KafkaError.KAFKA_STORAGE_ERROR))
+# Delivery errors of records the client purged itself (a transaction being aborted, the idempotent
+# producer resetting after timed-out records): no broker refused them and they are processed again
+# after the rewind, so neither the production handler nor the transaction's verdict sees them.
+_PURGED_DELIVERY_CODES = frozenset((KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT))
 _PROCESS_BUDGET = 10_000
 _FIRST_ENDS_TIMEOUT_S = 5.0
 _STORE_EXTRA = {DEFER_RECORDS_EXTRA: 100_000}
@@ -375,12 +379,17 @@ class StreamThread(threading.Thread):
         """Delivery reports come only for failures (``delivery.report.only.error``); the
         production exception handler decides: continue (drop the record) or fail the thread.
         Without a handler, a retriable error (a timeout, a leader moving) rewinds the tasks to
-        their last commit, as Kafka Streams' default handler does with RETRY."""
+        their last commit, as Kafka Streams' default handler does with RETRY; so does a record the
+        client purged itself, whatever the handler."""
         if err is None:
             return
         text = f"Error sending record to topic {msg.topic()} partition {msg.partition()}: {err}"
+        code = err.code()
+        if code in _PURGED_DELIVERY_CODES:
+            self._production_errors.append(text)
+            return
         handler = self.config.production_handler
-        if handler is None and err.code() in _RETRIABLE_DELIVERY_CODES:
+        if handler is None and code in _RETRIABLE_DELIVERY_CODES:
             self._production_errors.append(text)
             return
         if self.eos and self._txn_record_error is None:

@@ -196,8 +196,10 @@ def test_a_requested_commit_leaves_the_commit_interval_clock_alone():
     thread, task = _running_thread(_Producer())
     commits: list[float] = []
     thread._commit = lambda force: commits.append(now)  # type: ignore[method-assign]
-    interval = thread._commit_interval
-    start = thread._last_commit
+    # binary-exact times: with the monotonic clock's reading, (start + interval) - start fell
+    # short of interval by a rounding error now and then
+    thread._commit_interval = interval = 0.5
+    thread._last_commit = start = 1024.0
     now = start + interval / 2
     thread._maybe_commit(now)
     assert commits == []  # neither due nor asked for
@@ -239,25 +241,23 @@ def test_commit_latency_counts_the_thread_s_time_not_the_records_processed_meanw
     assert 0 < thread.sensors["commit"].avg() < 0.1
 
 
-def test_an_abortable_error_met_before_the_failed_records_delivery_report_still_stops_the_thread():
-    """librdkafka fails ``send_offsets_to_transaction`` (``_STATE``) a moment before it serves the
-    delivery report of the record the broker refused: the thread waits for the report, then stops
-    as for that record, instead of rewinding to fail on it again and again."""
-    from kstreams.errors import StreamsError
+class _Refused:
+    def topic(self) -> str:
+        return "out"
 
-    class _Refused:
-        def topic(self) -> str:
-            return "out"
+    def partition(self) -> int:
+        return 0
 
-        def partition(self) -> int:
-            return 0
 
+def _commit_failing_abortably(code: int, delivery_error: int) -> BaseException:
+    """What finishing a commit raises when ``send_offsets_to_transaction`` fails with an abortable
+    ``code`` before the producer serves a delivery report with ``delivery_error``."""
     class _Producer2(_Producer):
         def send_offsets_to_transaction(self, offsets: list, _metadata: Any, _timeout: float) -> None:
-            raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state", txn_requires_abort=True))
+            raise KafkaException(KafkaError(code, "failed", txn_requires_abort=True))
 
         def poll(self, _timeout: float) -> int:
-            thread._on_delivery_error(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), _Refused())
+            thread._on_delivery_error(KafkaError(delivery_error), _Refused())
             return 1
 
     producer = _Producer2()
@@ -265,6 +265,26 @@ def test_an_abortable_error_met_before_the_failed_records_delivery_report_still_
     thread, task = _running_thread(producer)
     _process(task, 0)
     thread._commit(force=False)
-    with pytest.raises(StreamsError) as failed:
+    with pytest.raises(Exception) as failed:
         thread._finish_commit(wait=True)
-    assert not isinstance(failed.value, TaskMigratedError) and "could not be delivered" in str(failed.value)
+    return failed.value
+
+
+def test_an_abortable_error_met_before_the_failed_records_delivery_report_still_stops_the_thread():
+    """librdkafka fails ``send_offsets_to_transaction`` (``_STATE``) a moment before it serves the
+    delivery report of the record the broker refused: the thread waits for the report, then stops
+    as for that record, instead of rewinding to fail on it again and again."""
+    from kstreams.errors import StreamsError
+
+    failed = _commit_failing_abortably(KafkaError._STATE, KafkaError.MSG_SIZE_TOO_LARGE)
+    assert isinstance(failed, StreamsError) and not isinstance(failed, TaskMigratedError)
+    assert "could not be delivered" in str(failed)
+
+
+@pytest.mark.parametrize("purged", [KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT])
+def test_records_the_client_purged_rewind_the_tasks_instead_of_stopping_the_thread(purged):
+    """Records time out while a broker is down; librdkafka fails the transaction and purges the
+    records it still queued. No broker refused those: the tasks are rewound and process them
+    again (a fresh-clone CI run's broker-kill test stopped the thread on such a record)."""
+    failed = _commit_failing_abortably(KafkaError._TIMED_OUT, purged)
+    assert isinstance(failed, TaskMigratedError), failed
