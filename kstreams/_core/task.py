@@ -15,13 +15,28 @@ if cython.compiled:
     from cython.cimports.kstreams._core.nodes import ProcessorContextImpl, ProcessorNode
     from cython.cimports.kstreams._core.partition_group import PartitionGroup, RecordQueue
     from cython.cimports.kstreams._core.record import Record
+    from cython.cimports.posix.time import CLOCK_MONOTONIC_COARSE, clock_gettime, timespec
 else:  # the same names, imported as plain Python modules
     from kstreams._core.collector import RecordCollector
     from kstreams._core.nodes import ProcessorContextImpl, ProcessorNode
     from kstreams._core.partition_group import PartitionGroup, RecordQueue
     from kstreams._core.record import Record
 
+import time
+
 from kstreams.errors import StreamsError
+
+
+@cython.warn.unreachable(False)  # the uncompiled branch, when compiled
+def monotonic_ms() -> cython.longlong:
+    """Milliseconds of the monotonic clock ``time.monotonic()`` reads, at the resolution of a
+    scheduler tick when compiled (``CLOCK_MONOTONIC_COARSE``: a few nanoseconds to read, cheap
+    enough to check after every record)."""
+    if cython.compiled:
+        ts = cython.declare(timespec)
+        clock_gettime(CLOCK_MONOTONIC_COARSE, cython.address(ts))
+        return ts.tv_sec * 1000 + ts.tv_nsec // 1_000_000
+    return int(time.monotonic() * 1000)
 
 
 class StreamTask:
@@ -101,10 +116,13 @@ class StreamTask:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def process(self, max_records: cython.Py_ssize_t, wall_clock: cython.longlong) -> cython.Py_ssize_t:
+    def process(self, max_records: cython.Py_ssize_t, wall_clock: cython.longlong,
+                deadline_ms: cython.longlong = 0) -> cython.Py_ssize_t:
         """Process up to ``max_records`` buffered records; returns how many were processed.
 
-        Stream-time punctuations are checked after every record.
+        Stream-time punctuations are checked after every record. ``deadline_ms`` (positive: a time
+        of :func:`monotonic_ms`) stops the loop after the record that reached it, so a thread
+        whose tasks hold many slow records still commits and punctuates on time.
         """
         group: PartitionGroup = self.group
         ctx: ProcessorContextImpl = self.context
@@ -136,6 +154,8 @@ class StreamTask:
             if group.stream_time >= stream_punctuations.next_due:
                 if ctx.punctuate(stream_punctuations, group.stream_time):
                     self.punctuated_total += 1
+            if deadline_ms > 0 and monotonic_ms() >= deadline_ms:
+                break
         if n > 0:
             self.commit_needed = True
             self.processed_total += n

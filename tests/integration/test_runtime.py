@@ -549,3 +549,44 @@ def test_restore_reads_past_an_open_transaction_below_committed_state(kafka, tmp
         produce(kafka.bootstrap, src, batch(200), start_ts=now)
         got = consume_all(kafka.bootstrap, out, 300, quiet=1.0)
     assert_exact_counts(counts_by_key(got), Counter({"k": 300}))
+
+
+class SlowUppercase(Processor):
+    """Takes 5 ms per record (a call to a slow service, say)."""
+
+    def init(self, context):
+        self.context = context
+
+    def process(self, record):
+        time.sleep(0.005)
+        self.context.forward(record.with_value(record.value.upper()))
+
+
+def test_a_thread_with_many_slow_records_buffered_still_commits_on_the_interval(kafka, tmp_path):
+    """600 records buffered at once take ~3 s to process: the commits (every 100 ms) come while
+    they are processed, not once after all of them, as Kafka Streams commits between its rounds.
+    (Before, an exactly_once_v2 transaction stayed open as long as the buffered records took, past
+    ``transaction.timeout.ms`` for slow enough records.)"""
+    from kstreams import Topology, serdes
+
+    src, out = kafka.create_topic(kafka.unique_name("in"), 2), kafka.create_topic(kafka.unique_name("out"), 2)
+    data = pairs(600, 50)
+    produce(kafka.bootstrap, src, data)
+    s = {"key_serde": serdes.STRING, "value_serde": serdes.STRING}
+    topology = Topology().add_source("src", [src], **s).add_processor("slow", SlowUppercase, "src") \
+        .add_sink("sink", out, "slow", **s)
+    app_id = kafka.unique_name("app")
+    seen: set[int] = set()
+    with KafkaStreams(topology, config(kafka, app_id, tmp_path, "exactly_once_v2", **{"commit.interval.ms": 100})) \
+            as app:
+        app.start()
+
+        def all_committed() -> bool:
+            seen.add(committed_total(kafka, app_id, src, 2))
+            return max(seen) == len(data)
+
+        run_until(app, all_committed)
+        got = consume_all(kafka.bootstrap, out, len(data), quiet=0.5)
+    assert Counter(v.decode() for _, v, _ in got) == Counter(v.upper() for _, v in data)
+    partial = sorted(n for n in seen if 0 < n < len(data))
+    assert len(partial) >= 4, f"committed totals seen while processing: {sorted(seen)}"

@@ -9,6 +9,7 @@ goes into the next transaction, and a failed commit drops it and rewinds."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -192,10 +193,19 @@ def test_commits_share_one_helper_thread_and_a_blocked_one_keeps_it():
     blocked.release.set()
 
 
-def test_a_requested_commit_leaves_the_commit_interval_clock_alone():
+def test_a_requested_commit_leaves_the_commit_interval_clock_alone(monkeypatch):
+    import kstreams.runtime.stream_thread as stream_thread
+
     thread, task = _running_thread(_Producer())
+    clock = [0.0]
+    monkeypatch.setattr(stream_thread.time, "monotonic", lambda: clock[0])
     commits: list[float] = []
-    thread._commit = lambda force: commits.append(now)  # type: ignore[method-assign]
+
+    def commit(force: bool) -> None:
+        commits.append(now)
+        clock[0] += 0.125  # a commit takes an eighth of a second
+
+    thread._commit = commit  # type: ignore[method-assign]
     # binary-exact times: with the monotonic clock's reading, (start + interval) - start fell
     # short of interval by a rounding error now and then
     thread._commit_interval = interval = 0.5
@@ -209,10 +219,14 @@ def test_a_requested_commit_leaves_the_commit_interval_clock_alone():
     task.context.commit_requested = False  # the commit resets it
     now = start + interval  # the interval is counted from the last interval commit, not the request
     thread._maybe_commit(now)
-    assert commits == [start + interval / 2, now] and thread._last_commit == now
-    now += interval / 2
+    # ... and from its end, as Kafka Streams' lastCommitMs
+    assert commits == [start + interval / 2, now] and thread._last_commit == now + 0.125
+    now += interval
     thread._maybe_commit(now)
     assert len(commits) == 2
+    now += 0.125
+    thread._maybe_commit(now)
+    assert len(commits) == 3
 
 
 def test_commit_latency_counts_the_thread_s_time_not_the_records_processed_meanwhile(monkeypatch):
@@ -288,3 +302,33 @@ def test_records_the_client_purged_rewind_the_tasks_instead_of_stopping_the_thre
     again (a fresh-clone CI run's broker-kill test stopped the thread on such a record)."""
     failed = _commit_failing_abortably(KafkaError._TIMED_OUT, purged)
     assert isinstance(failed, TaskMigratedError), failed
+
+
+def test_a_task_stops_processing_at_its_deadline_after_at_least_one_record():
+    from kstreams._core.task import monotonic_ms
+
+    _thread, task = _running_thread(_Producer())
+    task.add_records("in", 0, [(f"k{i}".encode(), b"v", 1_000 + i, i, None) for i in range(5)], False)
+    assert task.process(10, 0, monotonic_ms() - 1) == 1  # past: one record, then the check
+    assert task.process(10, 0, monotonic_ms() + 60_000) == 4  # far: as many as there are
+    assert monotonic_ms() - 20 <= int(time.monotonic() * 1000) <= monotonic_ms() + 20  # one clock
+
+
+def test_processing_stops_soon_after_the_next_commit_or_when_a_wall_clock_punctuation_is_due():
+    from kstreams import PunctuationType
+    from kstreams._core.task import monotonic_ms
+
+    thread, task = _running_thread(_Producer())
+    entries = list(thread.tasks.values())
+    now_wall = 1_000_000
+    thread._last_commit = time.monotonic()
+    # half an interval after the commit is due (a round of fast records ends on its budget first)
+    commit_due = int((thread._last_commit + 1.5 * thread._commit_interval) * 1000)
+    assert abs(thread._process_deadline(entries, now_wall) - commit_due) <= 1
+    task.context.wall_clock = now_wall
+    task.context.current_node = task.nodes[0]  # as if from a processor's init()
+    task.context.schedule(50, PunctuationType.WALL_CLOCK_TIME, lambda ts: None)  # due at now_wall + 50
+    task.context.current_node = None
+    assert abs(thread._process_deadline(entries, now_wall) - (monotonic_ms() + 50)) <= 20
+    thread._last_commit -= 3600  # an interval commit overdue: stop after the next record
+    assert thread._process_deadline(entries, now_wall) < monotonic_ms()
