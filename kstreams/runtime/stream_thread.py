@@ -858,7 +858,7 @@ class StreamThread(threading.Thread):
         that a round takes less than half the commit interval; the half interval of slack here
         lets a round of fast records end on its record budget, as before: stopping it right at
         the due time made exactly_once_v2 commit more often than the budget-sized rounds did and
-        cost the count benchmark ~10 % of its throughput."""
+        cost the count benchmark ~9 % of its throughput."""
         now = monotonic_ms()
         commit_due = int((self._last_commit + 1.5 * self._commit_interval) * 1000)
         deadline = min(commit_due, now + self._max_poll_interval_ms // 2)
