@@ -388,12 +388,9 @@ class StreamThread(threading.Thread):
             return
         text = f"Error sending record to topic {msg.topic()} partition {msg.partition()}: {err}"
         code = err.code()
-        if code in _PURGED_DELIVERY_CODES:
-            self._production_errors.append(text)
-            return
         handler = self.config.production_handler
-        if handler is None and code in _RETRIABLE_DELIVERY_CODES:
-            self._production_errors.append(text)
+        if code in _PURGED_DELIVERY_CODES or (handler is None and code in _RETRIABLE_DELIVERY_CODES):
+            self._production_errors.append(text)  # the tasks are rewound
             return
         if self.eos and self._txn_record_error is None:
             self._txn_record_error = text
