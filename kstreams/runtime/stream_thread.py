@@ -626,12 +626,12 @@ class StreamThread(threading.Thread):
             for tp in entry.partitions:
                 self._task_of_tp.pop(tp, None)
                 self._paused.discard(tp)
-            for r in entry.restorers:
-                self._restoring.pop(r.topic_partition, None)
-            if self.restore_consumer is not None and entry.restorers:
+            # only changelogs still restoring are assigned: a finished restore unassigned its own
+            restoring = [TopicPartition(*r.topic_partition) for r in entry.restorers
+                         if self._restoring.pop(r.topic_partition, None) is not None]
+            if self.restore_consumer is not None and restoring:
                 try:
-                    self.restore_consumer.incremental_unassign([TopicPartition(*r.topic_partition)
-                                                                for r in entry.restorers])
+                    self.restore_consumer.incremental_unassign(restoring)
                 except KafkaException:
                     pass
             try:
