@@ -11,6 +11,7 @@ cdef class RdKafkaProducer:
     cdef rd_kafka_t *_rk
     cdef object _on_delivery
     cdef object _on_error
+    cdef object _logger
     cdef object _callback_error
     cdef dict _topics
     cdef str _last_topic

@@ -9,8 +9,10 @@ state per record and reports every delivery to its callback, skipping successes 
 librdkafka's own ``delivery.report.only.error`` is used: only failed records are reported, to
 ``on_delivery(err, message)`` with a ``confluent_kafka.Message``, while the thread polls or flushes.
 
-Config values must be strings, numbers or booleans (callables such as ``logger`` need
-confluent-kafka's producer).
+Config values must be strings, numbers or booleans, except ``logger``: a ``logging.Logger`` that
+receives librdkafka's log lines (as confluent-kafka's ``logger``) while the thread polls or
+flushes, instead of librdkafka printing them to stderr. Other callables need confluent-kafka's
+producer.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -45,6 +47,8 @@ from kstreams._core.rdkafka cimport (
     rd_kafka_topic_t,
     rd_kafka_vu_t,
 )
+
+import logging
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
@@ -102,6 +106,27 @@ cdef void _client_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
             self._callback_error = exc
 
 
+# librdkafka's syslog levels (0 emergency .. 7 debug) as logging levels
+_LOG_LEVELS = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR, logging.WARNING,
+               logging.INFO, logging.INFO, logging.DEBUG)
+
+
+cdef void _client_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) noexcept with gil:
+    cdef Api *a = api()
+    cdef void *opaque = a.opaque(rk)
+    if opaque == NULL:
+        return
+    cdef RdKafkaProducer self = <RdKafkaProducer>opaque
+    if self._logger is None:
+        return
+    try:
+        self._logger.log(_LOG_LEVELS[min(max(level, 0), 7)], "%s [%s] %s", (<bytes>fac).decode(errors="replace"),
+                         (<bytes>a.name(rk)).decode(errors="replace"), (<bytes>buf).decode(errors="replace"))
+    except BaseException as exc:
+        if self._callback_error is None:
+            self._callback_error = exc
+
+
 cdef class RdKafkaProducer:
     """A librdkafka producer with ``confluent_kafka.Producer``'s calls for what a stream thread does.
 
@@ -121,6 +146,11 @@ cdef class RdKafkaProducer:
         self._topics = {}
         properties = dict(config)
         properties["delivery.report.only.error"] = True
+        logger = properties.pop("logger", None)
+        if logger is not None:
+            if not isinstance(logger, logging.Logger):
+                raise TypeError(f"producer property 'logger' must be a logging.Logger, not {type(logger).__name__}")
+            properties["log.queue"] = True  # served by poll() and flush(), never from librdkafka's threads
         conf = self._api.conf_new()
         try:
             for key, value in properties.items():
@@ -136,16 +166,22 @@ cdef class RdKafkaProducer:
         self._api.conf_set_opaque(conf, <void *>self)
         self._api.conf_set_dr_msg_cb(conf, _delivery_failed)
         self._api.conf_set_error_cb(conf, _client_error)
+        if logger is not None:
+            self._api.conf_set_log_cb(conf, _client_log)
         self._on_delivery = on_delivery
         self._on_error = error_cb
+        self._logger = logger
         self._rk = self._api.new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))
         if self._rk == NULL:
             self._api.conf_destroy(conf)
             raise KafkaException(KafkaError(KafkaError._INVALID_ARG, (<bytes>errstr).decode(errors="replace")))
+        if logger is not None:
+            self._api.set_log_queue(self._rk, NULL)  # the main queue, which poll() and flush() serve
 
     def __dealloc__(self):
         self._on_delivery = None
         self._on_error = None
+        self._logger = None
         self._destroy()
 
     cdef void _destroy(self) noexcept:

@@ -113,6 +113,7 @@ cdef enum:
 
 ctypedef void (*dr_msg_cb_t)(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque) noexcept
 ctypedef void (*error_cb_t)(rd_kafka_t *rk, int err, const char *reason, void *opaque) noexcept
+ctypedef void (*log_cb_t)(const rd_kafka_t *rk, int level, const char *fac, const char *buf) noexcept
 
 ctypedef struct Api:
     const char *(*name)(const rd_kafka_t *rk) noexcept nogil
@@ -173,6 +174,9 @@ ctypedef struct Api:
     rd_kafka_topic_partition_t *(*topic_partition_list_add)(rd_kafka_topic_partition_list_t *rktparlist,
                                                             const char *topic, int32_t partition) noexcept nogil
     void (*topic_partition_list_destroy)(rd_kafka_topic_partition_list_t *rktparlist) noexcept nogil
+    void (*conf_set_log_cb)(rd_kafka_conf_t *conf, log_cb_t cb) noexcept nogil
+    int (*set_log_queue)(rd_kafka_t *rk, rd_kafka_queue_t *rkqu) noexcept nogil
+    void *(*opaque)(const rd_kafka_t *rk) noexcept nogil
 
 cdef Api *api() except NULL
 cdef rd_kafka_t *client_handle(object client, int client_type, str client_id) except NULL

@@ -88,6 +88,9 @@ API_FIELDS = (
     "topic_partition_list_new",
     "topic_partition_list_add",
     "topic_partition_list_destroy",
+    "conf_set_log_cb",
+    "set_log_queue",
+    "opaque",
 )
 
 cdef Api _api

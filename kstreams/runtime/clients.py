@@ -1,5 +1,8 @@
 """Kafka client configuration for stream threads, and the committed-offset metadata format.
 
+Every client hands librdkafka's log lines to the ``kstreams.librdkafka`` logger (as the client
+serves its callbacks) rather than letting librdkafka print them to stderr.
+
 Offsets are committed with Kafka Streams' metadata so a task's partition time (hence stream
 time) survives restarts and migrations: ``base64(magic 1 | partition time, 8 bytes big-endian)``,
 which Java's ``TopicPartitionMetadata`` also reads.
@@ -8,6 +11,7 @@ which Java's ``TopicPartitionMetadata`` also reads.
 from __future__ import annotations
 
 import base64
+import logging
 import struct
 from typing import Any
 
@@ -16,6 +20,9 @@ from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
 _MAGIC_V1 = 1
 _MAGIC_V2 = 2
 _TIME = struct.Struct(">q")
+
+CLIENT_LOGGER = logging.getLogger("kstreams.librdkafka")
+"""The logger of the clients' librdkafka log lines."""
 
 
 def encode_partition_time(partition_time: int) -> str:
@@ -46,6 +53,7 @@ def consumer_config(config: StreamsConfig, client_id: str) -> dict[str, Any]:
         "bootstrap.servers": config["bootstrap.servers"],
         "group.id": config["application.id"],
         "client.id": client_id,
+        "logger": CLIENT_LOGGER,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
@@ -64,6 +72,7 @@ def restore_consumer_config(config: StreamsConfig, client_id: str) -> dict[str, 
         "bootstrap.servers": config["bootstrap.servers"],
         "group.id": f"{config['application.id']}-restore-unused",
         "client.id": client_id,
+        "logger": CLIENT_LOGGER,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
@@ -83,6 +92,7 @@ def producer_config(config: StreamsConfig, client_id: str, transactional_id: str
     out: dict[str, Any] = {
         "bootstrap.servers": config["bootstrap.servers"],
         "client.id": client_id,
+        "logger": CLIENT_LOGGER,
         "partitioner": "murmur2_random",
         "linger.ms": 100,
         "delivery.report.only.error": True,
@@ -96,6 +106,7 @@ def producer_config(config: StreamsConfig, client_id: str, transactional_id: str
 
 def admin_config(config: StreamsConfig, client_id: str) -> dict[str, Any]:
     """The admin client (internal topics)."""
-    out: dict[str, Any] = {"bootstrap.servers": config["bootstrap.servers"], "client.id": client_id}
+    out: dict[str, Any] = {"bootstrap.servers": config["bootstrap.servers"], "client.id": client_id,
+                           "logger": CLIENT_LOGGER}
     out.update(config.client_config("admin"))
     return out

@@ -134,6 +134,7 @@ class KafkaStreams:
         try:
             admin = AdminClient(admin_config(self.config, f"{self.application_id}-admin"))
             self._metadata = prepare_topics(self.topology, self.config, admin)
+            admin.poll(0)  # its log lines
             del admin
             self._process_id = str(self._state_dir.process_id())
             self._watcher = ShutdownWatcher(self.config, self._process_id, self._on_shutdown_request)

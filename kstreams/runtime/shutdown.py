@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from kstreams.config import StreamsConfig
 from kstreams.errors import StreamsError
+from kstreams.runtime.clients import CLIENT_LOGGER
 
 log = logging.getLogger("kstreams.runtime")
 
@@ -53,7 +54,7 @@ def request_shutdown(config: StreamsConfig, process_id: str, thread: str, error:
     """Write a shutdown request for the whole application; True once the broker has it."""
     app = config["application.id"]
     conf: dict[str, Any] = {"bootstrap.servers": config["bootstrap.servers"],
-                            "client.id": f"{app}-{process_id}-shutdown-producer"}
+                            "client.id": f"{app}-{process_id}-shutdown-producer", "logger": CLIENT_LOGGER}
     conf.update(config.client_config("producer"))
     conf.pop("transactional.id", None)
     failures: list[str] = []
@@ -89,7 +90,7 @@ class ShutdownWatcher(threading.Thread):
         self._stop_requested = threading.Event()
         conf: dict[str, Any] = {"bootstrap.servers": config["bootstrap.servers"],
                                 "group.id": f"{app}-shutdown-watch-unused",  # never joined: assign() only
-                                "client.id": f"{app}-{process_id}-shutdown-watcher",
+                                "client.id": f"{app}-{process_id}-shutdown-watcher", "logger": CLIENT_LOGGER,
                                 "enable.auto.commit": False, "enable.auto.offset.store": False,
                                 "fetch.wait.max.ms": 100}
         conf.update(config.client_config("consumer"))

@@ -1104,6 +1104,8 @@ class StreamThread(threading.Thread):
                     wanted.append(tp)
         if self._changelog_ends is not None:
             self._changelog_ends.request(wanted)
+        if self.admin is not None:
+            self.admin.poll(0)  # its log lines
         self.sensors["commit"].record(1, done.busy + time.perf_counter() - t0)
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)

@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from kstreams.config import StreamsConfig
 from kstreams.errors import StreamsError
+from kstreams.runtime.clients import CLIENT_LOGGER
 from kstreams.runtime.shutdown import shutdown_topic
 from kstreams.tasks import changelog_topic
 from kstreams.topology import Topology
@@ -132,8 +133,9 @@ def _auto_created(config: StreamsConfig, topic: str, partitions: int | None, tim
     if None)."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": config["bootstrap.servers"]})
+    producer = Producer({"bootstrap.servers": config["bootstrap.servers"], "logger": CLIENT_LOGGER})
     md = producer.list_topics(topic, timeout=timeout)
+    producer.poll(0)  # its log lines
     tm = md.topics.get(topic)
     return tm is not None and tm.error is None and len(tm.partitions) > 0 and \
         (partitions is None or len(tm.partitions) == partitions)

@@ -6,6 +6,7 @@ reads, since either may serve a stream thread.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -180,6 +181,22 @@ def test_producer_reports_a_failed_delivery_with_the_record(kafka: Any) -> None:
                                                                                      [("h", b"1")])
     assert msg.error() == err
     producer.close()
+
+
+def test_producer_hands_librdkafka_log_lines_to_its_logger(kafka: Any, capfd: Any, caplog: Any) -> None:
+    logger = logging.getLogger("kstreams.test.rdkafka-log")
+    caplog.set_level(logging.DEBUG, logger=logger.name)
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "log-probe", "debug": "broker",
+                                                    "logger": logger}), None, None)
+    producer.produce(kafka.create_topic(kafka.unique_name("log"), 1), b"v", b"k", 0, None, None, 1, None)
+    assert producer.flush(30) == 0  # serves the log lines queued so far
+    producer.close()
+    lines = [r for r in caplog.records if r.name == logger.name]
+    assert lines and all(r.levelno == logging.DEBUG for r in lines)  # librdkafka's level 7
+    assert any("log-probe#producer" in r.getMessage() and "BROKER" in r.getMessage() for r in lines)
+    assert "log-probe#producer" not in capfd.readouterr().err  # nothing printed by librdkafka itself
+    with pytest.raises(TypeError, match="logging.Logger"):
+        RdKafkaProducer({"bootstrap.servers": kafka.bootstrap, "logger": print}, None, None)
 
 
 def test_producer_refuses_what_confluent_kafka_refuses(kafka: Any) -> None:

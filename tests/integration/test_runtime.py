@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -139,6 +140,21 @@ def test_restart_restores_only_the_tail_and_an_empty_state_dir_restores_fully(ka
     assert "Can't subtract from empty assignment" not in capfd.readouterr().err
     final = {k: v[-1] for k, v in counts_by_key(got).items()}
     assert final == dict(expected_counts(first + second + third))
+
+
+def test_client_log_lines_go_to_the_kstreams_librdkafka_logger(kafka, tmp_path, capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="kstreams.librdkafka")
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    data = pairs(200, 10)
+    produce(kafka.bootstrap, src, data)
+    debug = {"consumer.debug": "broker", "producer.debug": "broker", "admin.debug": "broker"}
+    with KafkaStreams(count_topology(src, out), config(kafka, kafka.unique_name("app"), tmp_path, **debug)) as app:
+        app.start()
+        consume_all(kafka.bootstrap, out, len(data), quiet=0.5)
+    names = " ".join(r.getMessage() for r in caplog.records if r.name == "kstreams.librdkafka")
+    for client in ("-consumer#consumer", "-restore-consumer#consumer", "-producer#producer", "-admin#producer"):
+        assert client in names, f"no log line of a {client} client"
+    assert "|BROKER|" not in capfd.readouterr().err  # librdkafka printed none itself
 
 
 def test_missing_source_topic_fails_clearly(kafka, tmp_path):

@@ -60,6 +60,13 @@ class _Consumer:
         return 0, 10
 
 
+class _Admin:
+    """Serves no log lines."""
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
 def _running_thread(producer: _Producer) -> tuple[StreamThread, Any]:
     topology = (Topology().add_source("src", ["in"], key_serde=serdes.STRING, value_serde=serdes.STRING)
                 .add_sink("sink", "out", "src", key_serde=serdes.STRING, value_serde=serdes.STRING))
@@ -70,7 +77,7 @@ def _running_thread(producer: _Producer) -> tuple[StreamThread, Any]:
     thread.producer = producer  # type: ignore[assignment]
     thread.consumer = _Consumer()  # type: ignore[assignment]
     thread.restore_consumer = object()  # type: ignore[assignment]
-    thread.admin = object()  # type: ignore[assignment]
+    thread.admin = _Admin()  # type: ignore[assignment]
     entry = thread._create_task((0, 0), [("in", 0)], {})
     thread._start_task(entry)
     thread._txn_open = True
