@@ -234,6 +234,7 @@ class StreamThread(threading.Thread):
         self._fetcher: Fetcher | None = None  # the compiled record path of the consumer, when available
         self.producer: Producer | RdKafkaProducer | None = None
         self.restore_consumer: Consumer | None = None
+        self._restore_fetcher: Fetcher | None = None  # the compiled record path of the restore consumer
         self.admin: AdminClient | None = None
         self._record_failed = False  # a record's output was lost and the production handler said FAIL
         self._producer_failed = False  # the producer itself failed (fatal, fenced, wrong state)
@@ -307,6 +308,10 @@ class StreamThread(threading.Thread):
         except ImportError as exc:
             log.info("%s: records come through confluent-kafka's Message objects (%s)", self.name, exc)
         self.restore_consumer = Consumer(restore_consumer_config(self.config, self._client_id("restore-consumer")))
+        try:
+            self._restore_fetcher = Fetcher(self.restore_consumer, self._client_id("restore-consumer"), _RESTORE_BATCH)
+        except ImportError:
+            pass  # changelog records come through Message objects too (logged for the consumer above)
         self.admin = AdminClient(admin_config(self.config, self._client_id("admin")))
         self._changelog_ends = ChangelogEnds(self.admin, self.name)
         self._create_producer()
@@ -363,6 +368,9 @@ class StreamThread(threading.Thread):
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
+        if self._restore_fetcher is not None:
+            self._restore_fetcher.close()
+            self._restore_fetcher = None
         if self.restore_consumer is not None:
             self.restore_consumer.close()
             self.restore_consumer = None
@@ -550,6 +558,8 @@ class StreamThread(threading.Thread):
             log.info("%s: task %s restores store %s from %s-%d offsets %d..%d", self.name, task.task_id, name, topic,
                      partition, start, high)
         if assigns:
+            if self._restore_fetcher is not None:  # before assigning, as for the main consumer
+                self._restore_fetcher.forward([(tp.topic, tp.partition) for tp in assigns])
             self.restore_consumer.incremental_assign(assigns)
 
     def _changelog_bounds(self, tps: list[TopicPartition]) -> dict[tuple[str, int], tuple[int, int]]:
@@ -926,25 +936,29 @@ class StreamThread(threading.Thread):
 
     def _restore_step(self) -> None:
         assert self.restore_consumer is not None
-        msgs = self.restore_consumer.consume(_RESTORE_BATCH, 0.05)
-        by_tp: dict[tuple[str, int], list[tuple[bytes, bytes | None, int]]] = {}
-        last: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            if m.error() is not None:
-                if m.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("%s: restore consumer error: %s", self.name, m.error())
-                continue
-            key = (m.topic(), m.partition())
-            by_tp.setdefault(key, []).append((m.key(), m.value(), m.timestamp()[1]))
-            last[key] = m.offset()
+        if self._restore_fetcher is not None:
+            # the consumer's own queue: client errors and log lines (changelog records go to the fetcher)
+            msgs = self.restore_consumer.consume(_RESTORE_BATCH, 0)
+            by_tp, errors = self._restore_fetcher.fetch(0 if msgs else 0.05)
+            if msgs:
+                more, more_errors = _as_tuples(msgs)
+                errors = errors + more_errors
+                for key, batch in more.items():  # only records of partitions not forwarded (none so far)
+                    by_tp.setdefault(key, []).extend(batch)
+        else:
+            by_tp, errors = _as_tuples(self.restore_consumer.consume(_RESTORE_BATCH, 0.05))
+        for err in errors:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("%s: restore consumer error: %s", self.name, err)
         done_tps = []
         for key, restorer in list(self._restoring.items()):
             records = by_tp.get(key)
             pos_list = self.restore_consumer.position([TopicPartition(*key)])
             position = pos_list[0].offset if pos_list and pos_list[0].offset >= 0 else restorer.position
             if records:
-                position = max(position, last[key] + 1)
-                restorer.restore_batch(records, position, last[key])
+                last = records[-1][3]  # (key, value, timestamp, offset, headers)
+                position = max(position, last + 1)
+                restorer.restore_batch(records, position, last)
             elif position > restorer.position:
                 restorer.restore_batch([], position)
             if restorer.done:
