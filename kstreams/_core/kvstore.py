@@ -947,10 +947,14 @@ class KVStoreCore:
     def restore_batch(self, records: object, end_offset: object) -> int:
         """Apply changelog records ``(key_bytes, value_bytes_or_None[, timestamp])`` in one batch
         with ``end_offset`` (the changelog offset after them). Timestamped stores need the
-        record timestamp. Returns the number of records applied."""
+        record timestamp. Returns the number of records applied.
+
+        A bytes store that writes in the background gets the batch that way, so the next batch
+        is read meanwhile; the one before is written first (batches land in changelog order), and
+        :meth:`wait_applied` waits for the last."""
         if self._dirty or self._pending:
             raise StateStoreError(f"cannot restore store {self.name!r}: it has uncommitted writes")
-        self._write_deferred(True)
+        self._write_deferred(True)  # and the previous restore batch
         if not self._open:
             raise StateStoreError(f"Store {self.name} is currently closed.")
         pairs = []
@@ -964,7 +968,10 @@ class KVStoreCore:
                                           f"(key, value, timestamp) records")
                 vb = _ts_pack(rec[2]) + vb
             pairs.append((kb, vb))
-        self.inner.write_batch(pairs, end_offset)
+        if self._write_async is not None and pairs:
+            self._apply_handle = self._write_async(pairs, end_offset)
+        else:
+            self.inner.write_batch(pairs, end_offset)
         if end_offset is not None:
             self._last_offset = end_offset
         self._drop_all()

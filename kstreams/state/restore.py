@@ -149,10 +149,14 @@ class StoreRestorer:
         return n
 
     def finish(self) -> int:
-        """Tell the listener the restore ended (if one started); returns the records restored."""
+        """Wait until the store holds every batch, then tell the listener the restore ended (if
+        one started); returns the records restored."""
         if not self._started:
             self.start()
         if not self._finished:
+            wait_applied = getattr(self.store, "wait_applied", None)
+            if wait_applied is not None:  # the last batch may still be on its way to disk
+                wait_applied()
             self._finished = True
             if self.start_offset < self.end_offset:
                 self.listener.on_restore_end(self.topic_partition, self.store.name, self.total_restored)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -438,6 +439,37 @@ def test_only_changelogged_stores_written_in_the_background_defer(tmp_path: Path
 
 # -- restore -------------------------------------------------------------------------------------------
 
+def test_a_restore_writes_its_batches_in_the_background_in_order_and_ends_once_all_are_on_disk(
+        tmp_path: Path) -> None:
+    h = leveldb(tmp_path)
+    for i in range(10):
+        h.store.put(f"k{i}", i)
+        h.commit()  # ten commits: changelog offsets 0..9, one record each
+    h.store.close()
+    s2 = Harness(make_builder("leveldb"), tmp_path / "empty").store  # an empty state dir: a full restore
+    written = []
+    real = s2.inner._build
+
+    class SlowBatch:  # each batch takes a while on the writer thread, so the next one is read meanwhile
+        def __init__(self, pairs: Any, offset: int) -> None:
+            self.batch, self.offset = real(pairs, offset), offset
+
+        def write(self) -> None:
+            time.sleep(0.05)
+            self.batch.write()
+            written.append(self.offset)
+
+    s2.inner._build = SlowBatch
+    result = restore_store(s2, (h.topic, 0), h.changelog.end_offset, h.changelog.batches_from)
+    assert result.total_restored == 10
+    assert written == [3, 6, 9, 10]  # one batch after the other, in changelog order
+    # on disk when the restore ends, not only in memory: read the bytes store itself
+    logged = {rec[0]: rec[1] for rec in h.changelog.records}
+    assert len(logged) == 10 and all(s2.inner.get(kb) == vb for kb, vb in logged.items())
+    assert s2.inner.committed_offset() == 10
+    s2.close()
+
+
 def test_crash_after_changelog_before_leveldb_replays_only_the_tail(tmp_path: Path) -> None:
     h = leveldb(tmp_path, caching=True)
     s = h.store
@@ -456,8 +488,8 @@ def test_crash_after_changelog_before_leveldb_replays_only_the_tail(tmp_path: Pa
     assert (s2.get("k1"), s2.get("k2"), s2.get("new")) == (1, 2, None)  # the state of the last commit
     listener = RecordingListener()
     applied = []
-    real = s2.inner.write_batch
-    s2.inner.write_batch = lambda pairs, offset: (applied.append((len(pairs), offset)), real(pairs, offset))
+    real = s2.inner._build  # the WriteBatch of write_batch and of write_batch_async (which a restore uses)
+    s2.inner._build = lambda pairs, offset: (applied.append((len(pairs), offset)), real(pairs, offset))[1]
     result = restore_store(s2, (h.topic, 0), h.changelog.end_offset, h.changelog.batches_from, listener)
     assert (result.start_offset, result.total_restored, result.full_restore) == (10, 3, False)
     assert applied == [(3, 13)]  # one WriteBatch for the batch, with the offset it reaches
