@@ -8,8 +8,9 @@ Commands:
   [--kstreams-config K=V ...] [--warmup-runs W] [--json]``: kstreams alone on a real broker: pre-loaded input, records/s
   from the first record consumed to the last output committed, output verified (the ``compare``
   harness, one system).
-* ``restore [--records N] [--partitions P] [--runs R] [--bootstrap-servers B] [--json]``: records/s of
-  a store restored from its changelog into an empty state directory.
+* ``restore [--records N] [--partitions P] [--runs R] [--systems kstreams java] [--bootstrap-servers B]
+  [--json]``: records/s of a store restored from its changelog into an empty state directory, by
+  kstreams and, with ``--systems ... java``, by Java Kafka Streams 4.4.0.
 * ``compare [--quick] [--json] [--workloads ...] [--systems ...] [--bootstrap-servers B]``:
   Kafka->Kafka against Java Kafka Streams and quixstreams on a real broker (``bench/compare``).
 """

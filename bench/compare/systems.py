@@ -173,12 +173,15 @@ class JavaSystem(System):
             raise SystemUnavailable("'java' is not on PATH (Java 17+ needed)")
         self._classpath = ensure_java_built()
 
-    def commands(self, ctx: RunContext) -> list[ProcessSpec]:
+    def java_command(self, main_class: str, args: Sequence[str]) -> list[str]:
+        """``java`` with this system's heap, JVM options and class path, running ``main_class`` with ``args``."""
         if not self._classpath:
             self._classpath = ensure_java_built()
-        argv = ["java", f"-Xmx{self.heap}", *self.jvm_options, "-cp", self._classpath, JAVA_MAIN,
-                *runner_args(ctx, self.threads, ctx.state_dir / "p0", self.extra_config)]
-        return [ProcessSpec(argv)]
+        return ["java", f"-Xmx{self.heap}", *self.jvm_options, "-cp", self._classpath, main_class, *args]
+
+    def commands(self, ctx: RunContext) -> list[ProcessSpec]:
+        return [ProcessSpec(self.java_command(JAVA_MAIN, runner_args(ctx, self.threads, ctx.state_dir / "p0",
+                                                                      self.extra_config)))]
 
 
 class QuixSystem(System):

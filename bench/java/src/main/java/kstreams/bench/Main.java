@@ -32,7 +32,11 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
  * 2 if the client died (uncaught exception) and 64 on bad arguments.
  */
 public final class Main {
-    private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(30);
+    static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(30);
+    private static final List<String> REQUIRED = List.of("bootstrap", "workload", "guarantee", "app-id", "input",
+            "output");
+    private static final List<String> KNOWN = List.of("bootstrap", "workload", "guarantee", "threads", "app-id",
+            "input", "output", "state-dir", "commit-interval-ms", "window-ms", "config");
 
     private Main() {}
 
@@ -40,7 +44,7 @@ public final class Main {
         Map<String, String> options = new LinkedHashMap<>();
         List<String> extra = new ArrayList<>();
         try {
-            parse(args, options, extra);
+            parse(args, KNOWN, REQUIRED, options, extra);
         } catch (IllegalArgumentException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(64);
@@ -59,13 +63,11 @@ public final class Main {
         if (options.containsKey("commit-interval-ms")) {
             props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, options.get("commit-interval-ms"));
         }
-        for (String pair : extra) {
-            int eq = pair.indexOf('=');
-            if (eq <= 0) {
-                System.err.println("error: --config wants KEY=VALUE, got " + pair);
-                System.exit(64);
-            }
-            props.put(pair.substring(0, eq), pair.substring(eq + 1));
+        try {
+            putConfig(props, extra);
+        } catch (IllegalArgumentException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(64);
         }
 
         Topology topology = Workloads.build(workload, options.get("input"), options.get("output"), windowMs);
@@ -103,10 +105,13 @@ public final class Main {
         }
     }
 
-    private static void parse(String[] args, Map<String, String> options, List<String> extra) {
-        List<String> required = List.of("bootstrap", "workload", "guarantee", "app-id", "input", "output");
-        List<String> known = List.of("bootstrap", "workload", "guarantee", "threads", "app-id", "input", "output",
-                "state-dir", "commit-interval-ms", "window-ms", "config");
+    /**
+     * Parse {@code --OPTION VALUE} pairs of the {@code known} options into {@code options}; every
+     * {@code --config} value goes to {@code extra}. Throws {@link IllegalArgumentException} on an
+     * unknown option, a missing value or a missing {@code required} option.
+     */
+    static void parse(String[] args, List<String> known, List<String> required, Map<String, String> options,
+                      List<String> extra) {
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             if (!arg.startsWith("--") || i + 1 >= args.length) {
@@ -127,6 +132,17 @@ public final class Main {
             if (!options.containsKey(name)) {
                 throw new IllegalArgumentException("missing --" + name);
             }
+        }
+    }
+
+    /** Put each {@code KEY=VALUE} of {@code pairs} into {@code props}; IllegalArgumentException if malformed. */
+    static void putConfig(Properties props, List<String> pairs) {
+        for (String pair : pairs) {
+            int eq = pair.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("--config wants KEY=VALUE, got " + pair);
+            }
+            props.put(pair.substring(0, eq), pair.substring(eq + 1));
         }
     }
 
