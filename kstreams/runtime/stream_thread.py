@@ -664,10 +664,13 @@ class StreamThread(threading.Thread):
         last stable offsets, so the batch they write on close leaves a restart little or nothing
         to restore (during processing a store asks for offsets only when its next batch is near).
         Stable offsets stop below a transaction not decided yet (the markers of our own last
-        commit may still be on their way): the restore then reads across it."""
+        commit may still be on their way): the restore then reads across it.
+
+        Only running tasks: the stores of a task still restoring hold the changelog up to where
+        their restore got, and a restart must go on from there."""
         assert self._changelog_ends is not None
         stores = [(store, (store.changelog_topic, entry.partition))
-                  for entry in (self.tasks[k] for k in keys if k in self.tasks)
+                  for entry in (self.tasks[k] for k in keys if k in self.tasks) if entry.running
                   for store in entry.task.stores.values()
                   if getattr(store, "defer_records", 0) and store.changelog_topic]
         if not stores:

@@ -157,6 +157,65 @@ def test_client_log_lines_go_to_the_kstreams_librdkafka_logger(kafka, tmp_path, 
     assert "|BROKER|" not in capfd.readouterr().err  # librdkafka printed none itself
 
 
+class PausingListener(RecordingListener):
+    """Records the calls; the batch that brings the total to ``pause_at`` or more waits on the
+    stream thread until ``release`` is set."""
+
+    def __init__(self, pause_at: int | None = None) -> None:
+        super().__init__()
+        self.pause_at = pause_at
+        self.restored = 0
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def on_batch_restored(self, tp, store, batch_end, n):
+        self.restored += n
+        if self.pause_at is not None and self.restored >= self.pause_at and not self.reached.is_set():
+            self.reached.set()
+            self.release.wait(30)
+
+
+def test_a_restore_cut_short_by_close_resumes_where_it_stopped(kafka, tmp_path, capfd):
+    src, out = kafka.create_topic(kafka.unique_name("in"), 1), kafka.create_topic(kafka.unique_name("out"), 1)
+    app_id = kafka.unique_name("app")
+    changelog = kafka.create_topic(f"{app_id}-counts-changelog", 1, config={"cleanup.policy": "compact"})
+    n = 200_000
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 20, "queue.buffering.max.messages": n})
+    for i in range(n):  # the changelog of a count store: k<i> counted i + 1 times
+        p.produce(changelog, (i + 1).to_bytes(8, "big"), f"k{i}".encode(), 0)
+        if i % 20_000 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+
+    first = PausingListener(pause_at=30_000)
+    app = KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path))
+    app.set_global_state_restore_listener(first)
+    app.start()
+    assert first.reached.wait(60), "the restore never reached its pause"
+    closer = threading.Thread(target=app.close)
+    closer.start()
+    deadline = time.monotonic() + 10
+    while app.state is not State.PENDING_SHUTDOWN and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.release.set()  # the stream thread finishes its step and sees the shutdown mid-restore
+    closer.join(60)
+    assert app.state is State.NOT_RUNNING
+    assert first.restored < n and first.ends == []
+
+    second = PausingListener()
+    with KafkaStreams(count_topology(src, out), config(kafka, app_id, tmp_path)) as app:
+        app.set_global_state_restore_listener(second)
+        app.start()
+        produce(kafka.bootstrap, src, [("k7", "x"), (f"k{n - 1}", "x"), ("new", "x")])
+        got = consume_all(kafka.bootstrap, out, 3, quiet=0.5)
+    (_, _, start, end), = second.starts
+    assert start == first.restored and end == n  # the batches the first run wrote are not read again
+    assert [total for _, _, total in second.ends] == [n - first.restored]
+    assert {k.decode(): int.from_bytes(v, "big") for k, v, _ in got} == {"k7": 9, f"k{n - 1}": n + 1, "new": 1}
+    assert "Can't subtract" not in capfd.readouterr().err
+
+
 def test_missing_source_topic_fails_clearly(kafka, tmp_path):
     app = KafkaStreams(count_topology("no-such-topic", "out"), config(kafka, kafka.unique_name("app"), tmp_path))
     with pytest.raises(MissingSourceTopicError, match="no-such-topic"):
