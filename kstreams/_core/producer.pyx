@@ -122,9 +122,8 @@ cdef void _client_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     try:
         self._logger.log(_LOG_LEVELS[min(max(level, 0), 7)], "%s [%s] %s", (<bytes>fac).decode(errors="replace"),
                          (<bytes>a.name(rk)).decode(errors="replace"), (<bytes>buf).decode(errors="replace"))
-    except BaseException as exc:
-        if self._callback_error is None:
-            self._callback_error = exc
+    except Exception:
+        pass  # a log line that cannot be logged is dropped: it must not stop the stream thread
 
 
 cdef class RdKafkaProducer:
