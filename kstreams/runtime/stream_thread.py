@@ -1121,11 +1121,20 @@ class StreamThread(threading.Thread):
                     wanted.append(tp)
         if self._changelog_ends is not None:
             self._changelog_ends.request(wanted)
-        if self.admin is not None:
-            self.admin.poll(0)  # its log lines
+        self._serve_idle_clients()
         self.sensors["commit"].record(1, done.busy + time.perf_counter() - t0)
         self._records_lag_max = max((lag for lag in (self._lag(t, p) for t, p in self._task_of_tp) if lag is not None),
                                     default=0)
+
+    def _serve_idle_clients(self) -> None:
+        """Serve the log lines and errors of the clients the loop does not poll: the admin client,
+        and the restore consumer while nothing restores (it has no partitions then)."""
+        if self.admin is not None:
+            self.admin.poll(0)
+        if self.restore_consumer is not None and not self._restoring:
+            for msg in self.restore_consumer.consume(_RESTORE_BATCH, 0):
+                if msg.error() is not None and msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s: restore consumer error: %s", self.name, msg.error())
 
     def _set_buffering(self, on: bool, drain: bool = True) -> None:
         """Route the tasks' output to their collectors' buffers (``on``), or back to the producer,

@@ -60,11 +60,14 @@ class _Consumer:
         return 0, 10
 
 
-class _Admin:
-    """Serves no log lines."""
+class _IdleClient:
+    """An admin client or a restore consumer with nothing to serve."""
 
     def poll(self, timeout: float) -> int:
         return 0
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        return []
 
 
 def _running_thread(producer: _Producer) -> tuple[StreamThread, Any]:
@@ -76,8 +79,8 @@ def _running_thread(producer: _Producer) -> tuple[StreamThread, Any]:
                           None, lambda *_: None, lambda *_: None)
     thread.producer = producer  # type: ignore[assignment]
     thread.consumer = _Consumer()  # type: ignore[assignment]
-    thread.restore_consumer = object()  # type: ignore[assignment]
-    thread.admin = _Admin()  # type: ignore[assignment]
+    thread.restore_consumer = _IdleClient()  # type: ignore[assignment]
+    thread.admin = _IdleClient()  # type: ignore[assignment]
     entry = thread._create_task((0, 0), [("in", 0)], {})
     thread._start_task(entry)
     thread._txn_open = True
