@@ -940,19 +940,11 @@ class StreamThread(threading.Thread):
     def _restore_step(self) -> None:
         assert self.restore_consumer is not None
         if self._restore_fetcher is not None:
-            # the consumer's own queue: client errors and log lines (changelog records go to the fetcher)
-            msgs = self.restore_consumer.consume(_RESTORE_BATCH, 0)
-            by_tp, errors = self._restore_fetcher.fetch(0 if msgs else 0.05)
-            if msgs:
-                more, more_errors = _as_tuples(msgs)
-                errors = errors + more_errors
-                for key, batch in more.items():  # only records of partitions not forwarded (none so far)
-                    by_tp.setdefault(key, []).extend(batch)
+            self._serve_restore_consumer()
+            by_tp, errors = self._restore_fetcher.fetch(0.05)
         else:
             by_tp, errors = _as_tuples(self.restore_consumer.consume(_RESTORE_BATCH, 0.05))
-        for err in errors:
-            if err.code() != KafkaError._PARTITION_EOF:
-                log.warning("%s: restore consumer error: %s", self.name, err)
+        self._log_restore_errors(errors)
         done_tps = []
         for key, restorer in list(self._restoring.items()):
             records = by_tp.get(key)
@@ -1132,9 +1124,20 @@ class StreamThread(threading.Thread):
         if self.admin is not None:
             self.admin.poll(0)
         if self.restore_consumer is not None and not self._restoring:
-            for msg in self.restore_consumer.consume(_RESTORE_BATCH, 0):
-                if msg.error() is not None and msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("%s: restore consumer error: %s", self.name, msg.error())
+            self._serve_restore_consumer()
+
+    def _serve_restore_consumer(self) -> None:
+        """Serve the restore consumer's own queue: its client errors and log lines. Changelog
+        records never arrive there when the fetcher runs (each changelog is routed to it before
+        it is assigned) nor while nothing restores (nothing is assigned)."""
+        assert self.restore_consumer is not None
+        self._log_restore_errors([m.error() for m in self.restore_consumer.consume(_RESTORE_BATCH, 0)
+                                  if m.error() is not None])
+
+    def _log_restore_errors(self, errors: list[KafkaError]) -> None:
+        for err in errors:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("%s: restore consumer error: %s", self.name, err)
 
     def _set_buffering(self, on: bool, drain: bool = True) -> None:
         """Route the tasks' output to their collectors' buffers (``on``), or back to the producer,
