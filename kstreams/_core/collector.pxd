@@ -1,6 +1,6 @@
 cimport cython
 
-from kstreams._core.producer cimport RdKafkaProducer
+from kstreams._core.producer cimport OutputBuffer, RdKafkaProducer
 
 cpdef int murmur2(bytes data)
 cpdef int murmur2_partition(bytes key, int num_partitions)
@@ -10,6 +10,7 @@ cdef class RecordCollector:
     cdef list _buffer
     cdef object _produce_fn
     cdef RdKafkaProducer _rdk
+    cdef OutputBuffer _out
     cdef public object on_produce_error
     cdef dict _partition_counts
     cdef object _partition_count_lookup

@@ -3,7 +3,9 @@
 A collector either buffers its records for its driver to drain as ``(topic, partition, key,
 value, timestamp, headers)`` tuples (the test driver and the in-process benchmark) or to send
 later (the Kafka runtime while an exactly-once commit is in flight), or calls ``produce`` directly,
-positionally as ``produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)``.
+positionally as ``produce(topic, value, key, partition, callback, on_delivery, timestamp, headers)``,
+or appends them to a compiled producer's ``OutputBuffer`` (:meth:`RecordCollector.use_output`),
+which the Kafka runtime sends from another thread.
 The Kafka runtime hands it its producer (:meth:`RecordCollector.use_producer`): a compiled
 ``RdKafkaProducer`` is then called from C, one call per record with no Python arguments built.
 
@@ -16,8 +18,9 @@ from __future__ import annotations
 import cython
 
 if cython.compiled:
-    from cython.cimports.kstreams._core.producer import RdKafkaProducer
+    from cython.cimports.kstreams._core.producer import OutputBuffer, RdKafkaProducer
 else:  # pure Python: records always go through ``produce``
+    OutputBuffer = None
     RdKafkaProducer = None
 
 _M = cython.declare(cython.uint, 0x5BD1E995)
@@ -88,6 +91,7 @@ class RecordCollector:
         self._buffer = []
         self._produce_fn = produce
         self._rdk = None
+        self._out = None
         self.on_produce_error = on_produce_error
         self._partition_counts = {}
         self._partition_count_lookup = partition_count_lookup
@@ -114,13 +118,28 @@ class RecordCollector:
         if RdKafkaProducer is not None and type(producer) is RdKafkaProducer:
             self._rdk = producer
 
+    def use_output(self, output: object) -> None:
+        """Append every record to ``output``, a compiled producer's ``OutputBuffer`` (``None``:
+        back to ``produce`` or the buffer). Its owner sends what it holds."""
+        if output is not None and (OutputBuffer is None or type(output) is not OutputBuffer):
+            raise TypeError("use_output needs the compiled producer's OutputBuffer")
+        self._out = output
+
     def send(self, topic: str, key: object, value: object, timestamp: cython.longlong, headers: tuple,
              partition: cython.int) -> None:
         """Hand over one serialized record; ``partition`` -1 means "the default partitioner"."""
         if partition < 0:
             partition = self.default_partition(topic, key)
         self.sent += 1
-        if self._produce_fn is None:
+        if self._out is not None:
+            try:
+                self._out.append(topic, partition, key, value, timestamp, headers)
+            except Exception as exc:
+                if self.on_produce_error is None:
+                    raise
+                self.on_produce_error(exc, topic, value, key, partition, timestamp,
+                                      list(headers) if headers else None)
+        elif self._produce_fn is None:
             # flat, six slots per record: no tuple per record, which (kept alive for the tens of
             # milliseconds an exactly-once commit takes) made the cyclic GC busy
             buf: list = self._buffer

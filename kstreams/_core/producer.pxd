@@ -27,3 +27,20 @@ cdef class RdKafkaProducer:
     cdef rd_kafka_headers_t *_headers(self, object headers) except NULL
     cdef void _check(self, rd_kafka_error_t *error) except *
     cdef void _blocking(self, txn_call_t call, object timeout) except *
+
+
+@cython.final
+cdef class OutputBuffer:
+    cdef RdKafkaProducer _producer
+    cdef char *_data
+    cdef size_t _len
+    cdef size_t _cap
+    cdef Py_ssize_t _count
+    cdef OutputBuffer _parent
+    cdef char *_spare
+    cdef size_t _spare_cap
+
+    cdef int append(self, str topic, int partition, object key, object value, long long timestamp,
+                    tuple headers) except -1
+    cdef char *_reserve(self, size_t size) except NULL
+    cdef void _release(self) noexcept

@@ -13,11 +13,17 @@ Config values must be strings, numbers or booleans, except ``logger``: a ``loggi
 receives librdkafka's log lines (as confluent-kafka's ``logger``) while the thread polls or
 flushes, instead of librdkafka printing them to stderr. Other callables need confluent-kafka's
 producer.
+
+:class:`OutputBuffer` holds serialized records in one block of memory until
+:meth:`RdKafkaProducer.send_buffer` queues them all without the GIL: the producer's own work per
+record (a message allocated, copied and queued for its partition) can run on another thread
+while the stream thread goes on processing.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdlib cimport malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from kstreams._core.rdkafka cimport (
     RD_KAFKA_CONF_OK,
@@ -298,6 +304,56 @@ cdef class RdKafkaProducer:
             raise
         return hdrs
 
+    def send_buffer(self, OutputBuffer records, object on_error=None, double max_block=60.0):
+        """Queue every record of ``records`` (a buffer made for this producer), in order, with the
+        GIL released; ``records`` is emptied. A full queue is waited on (deliveries served) for
+        up to ``max_block`` seconds, as Java's ``send`` blocks up to ``max.block.ms``. A record
+        the producer refuses goes to ``on_error(exc, topic, value, key, partition, timestamp,
+        headers)`` (the collector's ``on_produce_error`` signature), then the rest follow;
+        without ``on_error`` its ``KafkaException`` is raised and the records after it are
+        dropped. Returns how many records were queued."""
+        cdef rd_kafka_t *rk = self._handle()
+        cdef size_t pos = 0
+        cdef size_t end = records._len
+        cdef const char *data = records._data
+        cdef Py_ssize_t sent = 0
+        cdef double max_block_ms = max_block * 1000.0
+        cdef rd_kafka_error_t *error
+        cdef const _Rec *rec
+        cdef const char *body
+        cdef size_t klen
+        cdef size_t vlen
+        if records._producer is not self:
+            raise ValueError("the records were buffered for another producer")
+        try:
+            while pos < end:
+                with nogil:
+                    error = _send_from(self._api, rk, data, end, &pos, max_block_ms, &sent)
+                if error == NULL:
+                    break
+                rec = <const _Rec *>(data + pos)
+                if self._api.error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                    self._api.error_destroy(error)
+                    exc = KafkaException(KafkaError(KafkaError._QUEUE_FULL,
+                                                    f"producer queue still full after {max_block:.0f} s"))
+                else:
+                    exc = _exception(self._api, error)
+                pos += _rec_size(rec)
+                if on_error is None:
+                    raise exc
+                body = <const char *>rec + sizeof(_Rec)
+                klen = rec.key_len if rec.key_len > 0 else 0
+                vlen = rec.value_len if rec.value_len > 0 else 0
+                on_error(exc, (<bytes>self._api.topic_name(rec.rkt)).decode(),
+                         PyBytes_FromStringAndSize(body + klen, vlen) if rec.value_len >= 0 else None,
+                         PyBytes_FromStringAndSize(body, klen) if rec.key_len >= 0 else None,
+                         rec.partition, rec.timestamp,
+                         _read_headers(body + klen + vlen, rec.headers_len) if rec.headers_len else None)
+        finally:
+            records._release()
+        self._raise_callback_error()
+        return sent
+
     def poll(self, timeout=None):
         """Serve delivery failures and client errors; wait up to ``timeout`` seconds for one."""
         cdef rd_kafka_t *rk = self._handle()
@@ -384,3 +440,304 @@ cdef class RdKafkaProducer:
     def abort_transaction(self, timeout=None):
         """Abort the transaction (queued and in-flight records are purged)."""
         self._blocking(self._api.abort_transaction, timeout)
+
+
+cdef struct _Rec:
+    # one record of an OutputBuffer; its key, value and headers follow, then padding to 8 bytes
+    rd_kafka_topic_t *rkt
+    long long timestamp
+    int partition
+    int key_len  # -1: null
+    int value_len  # -1: null
+    int headers_len  # bytes of the headers section (0: none): per header its name's length, the
+    # name, its value's length (-1: null) and the value
+
+
+cdef inline size_t _padded(size_t size) noexcept nogil:
+    return (size + 7) & ~(<size_t>7)
+
+
+cdef inline size_t _rec_size(const _Rec *rec) noexcept nogil:
+    return _padded(sizeof(_Rec) + <size_t>(rec.key_len if rec.key_len > 0 else 0)
+                   + <size_t>(rec.value_len if rec.value_len > 0 else 0) + <size_t>rec.headers_len)
+
+
+cdef inline double _monotonic_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6
+
+
+cdef inline int _read_int(const char *p) noexcept nogil:
+    cdef int v
+    memcpy(&v, p, sizeof(int))
+    return v
+
+
+cdef rd_kafka_headers_t *_build_headers(Api *a, const char *p, size_t size) noexcept nogil:
+    cdef const char *end = p + size
+    cdef rd_kafka_headers_t *hdrs = a.headers_new(4)
+    cdef int name_len
+    cdef int value_len
+    cdef const char *name
+    while p < end:
+        name_len = _read_int(p)
+        name = p + sizeof(int)
+        p = name + name_len
+        value_len = _read_int(p)
+        p += sizeof(int)
+        if value_len < 0:
+            a.header_add(hdrs, name, name_len, NULL, 0)
+        else:
+            a.header_add(hdrs, name, name_len, p, value_len)
+            p += value_len
+    return hdrs
+
+
+cdef list _read_headers(const char *p, size_t size):
+    cdef const char *end = p + size
+    cdef int name_len
+    cdef int value_len
+    out = []
+    while p < end:
+        name_len = _read_int(p)
+        name = PyBytes_FromStringAndSize(p + sizeof(int), name_len).decode(errors="replace")
+        p += sizeof(int) + name_len
+        value_len = _read_int(p)
+        p += sizeof(int)
+        if value_len < 0:
+            out.append((name, None))
+        else:
+            out.append((name, PyBytes_FromStringAndSize(p, value_len)))
+            p += value_len
+    return out
+
+
+cdef rd_kafka_error_t *_send_from(Api *a, rd_kafka_t *rk, const char *data, size_t end, size_t *pos,
+                                  double max_block_ms, Py_ssize_t *sent) noexcept nogil:
+    """Queue the records of ``data`` from ``pos[0]`` on; returns NULL once all are queued, or the
+    error of the record at ``pos[0]`` (a full queue only once it stayed full ``max_block_ms``)."""
+    cdef rd_kafka_vu_t vus[7]
+    cdef rd_kafka_headers_t *hdrs
+    cdef rd_kafka_error_t *error
+    cdef const _Rec *rec
+    cdef const char *body
+    cdef size_t p = pos[0]
+    cdef size_t n
+    cdef size_t klen
+    cdef size_t vlen
+    cdef double deadline = -1
+    vus[0].vtype = RD_KAFKA_VTYPE_RKT
+    vus[1].vtype = RD_KAFKA_VTYPE_PARTITION
+    vus[2].vtype = RD_KAFKA_VTYPE_VALUE
+    vus[3].vtype = RD_KAFKA_VTYPE_KEY
+    vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+    vus[4].u.i = RD_KAFKA_MSG_F_COPY
+    vus[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+    vus[6].vtype = RD_KAFKA_VTYPE_HEADERS
+    while p < end:
+        rec = <const _Rec *>(data + p)
+        body = data + p + sizeof(_Rec)
+        klen = rec.key_len if rec.key_len > 0 else 0
+        vlen = rec.value_len if rec.value_len > 0 else 0
+        vus[0].u.rkt = rec.rkt
+        vus[1].u.i32 = rec.partition
+        vus[2].u.mem.ptr = <void *>(body + klen) if rec.value_len >= 0 else NULL
+        vus[2].u.mem.size = vlen
+        vus[3].u.mem.ptr = <void *>body if rec.key_len >= 0 else NULL
+        vus[3].u.mem.size = klen
+        vus[5].u.i64 = rec.timestamp
+        n = 6
+        hdrs = NULL
+        if rec.headers_len:
+            hdrs = _build_headers(a, body + klen + vlen, rec.headers_len)
+            vus[6].u.headers = hdrs
+            n = 7
+        error = a.produceva(rk, vus, n)
+        if error != NULL:
+            if hdrs != NULL:  # librdkafka owns the headers only once the record is queued
+                a.headers_destroy(hdrs)
+            if a.error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                if deadline < 0:
+                    deadline = _monotonic_ms() + max_block_ms
+                if _monotonic_ms() < deadline:
+                    a.error_destroy(error)
+                    a.poll(rk, 10)  # deliveries served free room in the queue
+                    continue
+            pos[0] = p
+            return error
+        deadline = -1
+        sent[0] += 1
+        p += _rec_size(rec)
+    pos[0] = p
+    return NULL
+
+
+cdef class OutputBuffer:
+    """Serialized records for one :class:`RdKafkaProducer`, held in one growing block of memory
+    (no Python object per record) until :meth:`RdKafkaProducer.send_buffer` queues them.
+
+    The stream thread's collectors append to it; :meth:`take` moves the records into a new
+    buffer, which another thread can hand to the producer while appending goes on here. A taken
+    buffer's memory comes back to its parent once sent, for the next :meth:`take`.
+    """
+
+    def __cinit__(self, RdKafkaProducer producer):
+        self._producer = producer
+
+    def __dealloc__(self):
+        self._release()
+        free(self._spare)
+        self._spare = NULL
+
+    cdef void _release(self) noexcept:
+        """Give the memory back to the parent (it keeps one block spare) or free it."""
+        cdef OutputBuffer parent = self._parent
+        if self._data != NULL:
+            if parent is not None and parent._spare == NULL:
+                parent._spare = self._data
+                parent._spare_cap = self._cap
+            else:
+                free(self._data)
+        self._data = NULL
+        self._cap = 0
+        self._len = 0
+        self._count = 0
+        self._parent = None
+
+    cdef char *_reserve(self, size_t size) except NULL:
+        cdef size_t cap = self._cap
+        cdef char *data
+        if self._len + size > cap:
+            if self._data == NULL and self._spare != NULL and self._spare_cap >= size:
+                self._data, self._cap = self._spare, self._spare_cap
+                self._spare = NULL
+                self._spare_cap = 0
+                return self._data
+            cap = max(cap * 2, self._len + size, <size_t>65536)
+            data = <char *>realloc(self._data, cap)
+            if data == NULL:
+                raise MemoryError()
+            self._data = data
+            self._cap = cap
+        return self._data + self._len
+
+    cdef int append(self, str topic, int partition, object key, object value, long long timestamp,
+                    tuple headers) except -1:
+        """Add one record (``key``, ``value``: bytes or ``None``; ``headers``: ``(name, value)``
+        pairs, names ``str`` or bytes, values bytes, ``str`` or ``None``)."""
+        cdef RdKafkaProducer producer = self._producer
+        cdef rd_kafka_topic_t *rkt
+        cdef Py_ssize_t klen = -1
+        cdef Py_ssize_t vlen = -1
+        cdef size_t hlen = 0
+        cdef char *p
+        cdef _Rec *rec
+        if value is not None:
+            if type(value) is not bytes:
+                raise TypeError(f"record value must be bytes or None, not {type(value).__name__}")
+            vlen = PyBytes_GET_SIZE(value)
+        if key is not None:
+            if type(key) is not bytes:
+                raise TypeError(f"record key must be bytes or None, not {type(key).__name__}")
+            klen = PyBytes_GET_SIZE(key)
+        if topic is producer._last_topic and producer._rk != NULL:
+            rkt = producer._last_rkt
+        else:
+            rkt = producer._topic(topic)
+        if headers:
+            headers = _encoded_headers(headers)
+            for i in range(0, len(headers), 2):
+                hlen += 2 * sizeof(int) + PyBytes_GET_SIZE(headers[i]) + \
+                    (PyBytes_GET_SIZE(headers[i + 1]) if headers[i + 1] is not None else 0)
+        cdef size_t size = _padded(sizeof(_Rec) + <size_t>(klen if klen > 0 else 0)
+                                   + <size_t>(vlen if vlen > 0 else 0) + hlen)
+        p = self._reserve(size)
+        rec = <_Rec *>p
+        rec.rkt = rkt
+        rec.timestamp = timestamp
+        rec.partition = partition
+        rec.key_len = <int>klen
+        rec.value_len = <int>vlen
+        rec.headers_len = <int>hlen
+        p += sizeof(_Rec)
+        if klen > 0:
+            memcpy(p, PyBytes_AS_STRING(key), klen)
+            p += klen
+        if vlen > 0:
+            memcpy(p, PyBytes_AS_STRING(value), vlen)
+            p += vlen
+        if hlen:
+            _write_headers(p, headers)
+        self._len += size
+        self._count += 1
+        return 0
+
+    def add(self, str topic, int partition, object key, object value, long long timestamp, tuple headers=()):
+        """Add one record (as the collectors do; see :meth:`RdKafkaProducer.send_buffer`)."""
+        self.append(topic, partition, key, value, timestamp, headers)
+
+    def take(self):
+        """A new buffer holding this one's records; this one is left empty."""
+        cdef OutputBuffer taken = OutputBuffer(self._producer)
+        taken._data, taken._cap, taken._len, taken._count = self._data, self._cap, self._len, self._count
+        taken._parent = self
+        self._data, self._cap = self._spare, self._spare_cap
+        self._spare = NULL
+        self._spare_cap = 0
+        self._len = 0
+        self._count = 0
+        return taken
+
+    def clear(self):
+        """Drop the records held."""
+        self._len = 0
+        self._count = 0
+
+    def __len__(self):
+        return self._count
+
+    @property
+    def nbytes(self):
+        """Bytes the records take in the buffer."""
+        return self._len
+
+    @property
+    def producer(self):
+        """The producer the records are for."""
+        return self._producer
+
+
+cdef tuple _encoded_headers(tuple headers):
+    """``(name, value)`` pairs as a flat tuple of bytes names and bytes-or-None values."""
+    out = []
+    for pair in headers:
+        name = pair[0]
+        out.append((<str>name).encode() if not isinstance(name, bytes) else name)
+        value = pair[1]
+        if isinstance(value, str):
+            value = (<str>value).encode()
+        elif value is not None and type(value) is not bytes:
+            value = bytes(value)
+        out.append(value)
+    return tuple(out)
+
+
+cdef void _write_headers(char *p, tuple flat) noexcept:
+    cdef int n
+    for i in range(0, len(flat), 2):
+        name = <bytes>flat[i]
+        n = <int>PyBytes_GET_SIZE(name)
+        memcpy(p, &n, sizeof(int))
+        memcpy(p + sizeof(int), PyBytes_AS_STRING(name), n)
+        p += sizeof(int) + n
+        value = flat[i + 1]
+        if value is None:
+            n = -1
+            memcpy(p, &n, sizeof(int))
+            p += sizeof(int)
+        else:
+            n = <int>PyBytes_GET_SIZE(<bytes>value)
+            memcpy(p, &n, sizeof(int))
+            memcpy(p + sizeof(int), PyBytes_AS_STRING(<bytes>value), n)
+            p += sizeof(int) + n

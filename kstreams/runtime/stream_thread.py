@@ -10,6 +10,7 @@ applies its entries to LevelDB in one WriteBatch with the changelog offset they 
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import queue
@@ -34,7 +35,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kstreams._core import RecordCollector, StreamTask, group_messages
 from kstreams._core.fetcher import Fetcher
-from kstreams._core.producer import RdKafkaProducer
+from kstreams._core.producer import OutputBuffer, RdKafkaProducer
 from kstreams._core.task import monotonic_ms
 from kstreams.config import EXACTLY_ONCE_V2, StreamsConfig
 from kstreams.errors import ErrorHandlerContext, HandlerResponse, StreamsError, TaskMigratedError
@@ -86,6 +87,7 @@ stores after a crash and restores them in full. Counted over the benchmark's cou
 (4 tasks, 100,000 zipf keys, 100 ms commits), 10,000 gave ~497,000 LevelDB writes for
 ~816,000 changelog records, 100,000 gives ~174,000."""
 _MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
+_MAX_SENDS_QUEUED = 8  # output buffers handed to the helper thread and not sent yet, at most
 
 
 class ThreadState(enum.Enum):
@@ -121,17 +123,10 @@ class _TaskEntry:
     running: bool = False
 
 
-class _InflightCommit:
-    """A commit between its two phases: the tasks' stores prepared their batches (phase 1); under
-    exactly_once_v2 the transaction commits on a helper thread meanwhile (``start``). ``busy``:
-    the seconds the stream thread spent on it so far (not the records it processed meanwhile),
-    what ``commit-latency-avg`` reports, as Kafka Streams measures its blocking commit."""
+class _HelperJob:
+    """Work handed to the helper thread: ``finished`` once it ran, ``error`` what it raised."""
 
-    def __init__(self, entries: list[_TaskEntry], changed: list[tuple[str, int]], first_offsets: bool) -> None:
-        self.entries = entries
-        self.changed = changed
-        self.first_offsets = first_offsets
-        self.busy = 0.0
+    def __init__(self) -> None:
         self.finished = threading.Event()
         self.error: BaseException | None = None
 
@@ -145,15 +140,30 @@ class _InflightCommit:
             self.finished.set()
 
 
+class _InflightCommit(_HelperJob):
+    """A commit between its two phases: the tasks' stores prepared their batches (phase 1); under
+    exactly_once_v2 the transaction commits on a helper thread meanwhile (``start``). ``busy``:
+    the seconds the stream thread spent on it so far (not the records it processed meanwhile),
+    what ``commit-latency-avg`` reports, as Kafka Streams measures its blocking commit."""
+
+    def __init__(self, entries: list[_TaskEntry], changed: list[tuple[str, int]], first_offsets: bool) -> None:
+        super().__init__()
+        self.entries = entries
+        self.changed = changed
+        self.first_offsets = first_offsets
+        self.busy = 0.0
+
+
 class _CommitHelper:
-    """The daemon thread an exactly_once_v2 commit runs on, one commit after the other (a thread
+    """The daemon thread of exactly_once_v2's producer work, one job after the other: the tasks'
+    output buffers sent (with the compiled producer) and the transactions committed (a thread
     started per commit kept the stream thread waiting for it to start, ten times a second).
 
     ``retire()`` lets it go: it exits after the commit it is running, if any. A commit blocked
     in librdkafka keeps its helper; the stream thread starts a new one."""
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[tuple[_InflightCommit, Callable[..., None], tuple[Any, ...]] | None] = \
+        self._jobs: queue.SimpleQueue[tuple[_HelperJob, Callable[..., None], tuple[Any, ...]] | None] = \
             queue.SimpleQueue()
         threading.Thread(target=self._serve, name=name, daemon=True).start()
 
@@ -162,8 +172,8 @@ class _CommitHelper:
             inflight, fn, args = job
             inflight.run(fn, *args)
 
-    def submit(self, inflight: _InflightCommit, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``inflight.run(fn, *args)`` after the commits submitted before it."""
+    def submit(self, inflight: _HelperJob, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``inflight.run(fn, *args)`` after the jobs submitted before it."""
         self._jobs.put((inflight, fn, args))
 
     def retire(self) -> None:
@@ -223,6 +233,12 @@ class StreamThread(threading.Thread):
         self._txn_open = False
         self._inflight: _InflightCommit | None = None  # an exactly_once_v2 commit still running
         self._commit_helper: _CommitHelper | None = None  # the thread it runs on (started on first use)
+        # exactly_once_v2 with the compiled producer: the tasks' output and changelog records go
+        # into this buffer, which the commit helper sends (the producer's work leaves this thread)
+        self._out: OutputBuffer | None = None
+        self._sends: collections.deque[_HelperJob] = collections.deque()  # buffers not sent yet
+        self._sent_since_commit = False  # a buffer went to the helper since the last commit
+        self._sender_error: BaseException | None = None  # a helper job failed: later ones skip
         self._buffering = False  # the tasks' output waits in their collectors (a commit is running)
         self._last_commit = time.monotonic()
         self._changelog_ends: ChangelogEnds | None = None
@@ -324,6 +340,10 @@ class StreamThread(threading.Thread):
         if self.eos:
             self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
+            if isinstance(self.producer, RdKafkaProducer):
+                self._out = OutputBuffer(self.producer)
+                for entry in self.tasks.values():
+                    entry.task.collector.use_output(self._out)
 
     def _new_producer(self, conf: dict[str, Any]) -> Producer | RdKafkaProducer:
         """The compiled producer, or confluent-kafka's when librdkafka cannot be reached directly or
@@ -348,7 +368,7 @@ class StreamThread(threading.Thread):
                 log.debug("%s: error while closing clients: %r", self.name, exc)
 
     def _close_producer(self) -> None:
-        if self._inflight is not None:
+        if self._inflight is not None or self._sends:
             self._abort_transaction(replace_blocked=False)
         if self.producer is not None:
             if self.eos and self._txn_open:
@@ -515,7 +535,9 @@ class StreamThread(threading.Thread):
         sub = self._subs[key[0]]
         assert self.producer is not None
         collector = RecordCollector(self._partition_count, on_produce_error=self._on_produce_error)
-        if not self._buffering:
+        if self._out is not None:
+            collector.use_output(self._out)
+        elif not self._buffering:
             collector.use_producer(self.producer)
         task = build_task(self.topology, sub, key[1], self.config, collector, application_id=self.app_id,
                           state_dir=self.state_dir, input_topics=[t for t, _ in tps],
@@ -771,8 +793,16 @@ class StreamThread(threading.Thread):
         if inflight is not None:  # the tasks are rewound: wait for the commit, drop what was buffered
             if not inflight.finished.wait(self._txn_timeout + 2.0):
                 self._leave_producer_to_blocked_commit(replace_blocked)
-            elif inflight.error is None:
+            elif inflight.error is None and self._out is None:
                 self._txn_open = False  # it committed: nothing is open to abort
+        if self._sends:  # the helper keeps the transaction's state: wait until it is idle
+            if not self._sends[-1].finished.wait(self._txn_timeout + 2.0 + _MAX_BLOCK_S):
+                self._leave_producer_to_blocked_commit(replace_blocked)
+            self._sends.clear()
+        self._sender_error = None
+        self._sent_since_commit = False
+        if self._out is not None:
+            self._out.clear()  # records of the transaction being aborted
         if self._buffering:
             self._set_buffering(False, drain=False)
         if self.eos and self._txn_open and self.producer is not None:
@@ -807,6 +837,8 @@ class StreamThread(threading.Thread):
 
     def _run_once(self) -> None:
         assert self.consumer is not None and self.producer is not None
+        if self._sends:
+            self._reap_sends()
         if self._inflight is not None:
             self._finish_commit(wait=False)
         if self._production_errors:
@@ -831,7 +863,7 @@ class StreamThread(threading.Thread):
         self.sensors["poll"].record(1, time.perf_counter() - t0)
         if self._restoring:
             self._restore_step()
-        if self.eos and not self._txn_open and self.tasks and self._inflight is None:
+        if self.eos and self._out is None and not self._txn_open and self.tasks and self._inflight is None:
             # after consume(): its rebalance callbacks may have created the tasks and committed
             self.producer.begin_transaction()
             self._txn_open = True
@@ -849,11 +881,13 @@ class StreamThread(threading.Thread):
         self._processed_last = processed
         if processed:
             self.sensors["process"].record(processed, time.perf_counter() - t1)
-        if self._inflight is None:  # else the committing helper serves the producer's callbacks
+        if self._inflight is None and not self._sends:  # else the helper serves the producer's callbacks
             self.producer.poll(0)
         for entry in list(self.tasks.values()):
             if entry.running and entry.task.punctuate_wall_clock(now):
                 self.sensors["punctuate"].record()
+        if self._out is not None:
+            self._send_output()
         self._resume_drained()
         self._maybe_commit(time.monotonic())
 
@@ -980,10 +1014,11 @@ class StreamThread(threading.Thread):
             self._finish_commit(wait=True)  # one transaction commits at a time
         entries = [e for e in self.tasks.values()
                    if e.running and (force or e.task.commit_needed or e.task.context.commit_requested)]
-        if not entries and not (self.eos and self._txn_open):
+        sending = self._out is not None
+        if not entries and not (self.eos and (self._sent_since_commit if sending else self._txn_open)):
             return
         t0 = time.perf_counter()
-        if self.eos and not self._txn_open:  # the stores' changelog records go into it
+        if self.eos and not sending and not self._txn_open:  # the stores' changelog records go into it
             self._txn_call(self.producer.begin_transaction)
             self._txn_open = True
         # Phase 1: stores send their dirty entries to the changelogs and keep them pending; the
@@ -1005,8 +1040,11 @@ class StreamThread(threading.Thread):
         if self.eos:
             if self._production_errors:  # never commit past a record whose output was lost
                 raise self._production_failure()
-            # the producer refuses records while the transaction commits: outputs wait in the collectors
-            self._set_buffering(True)
+            if sending:  # the helper sends them, then commits; what follows goes into the next transaction
+                self._send_output()
+                self._sent_since_commit = False
+            else:  # the producer refuses records while the transaction commits: outputs wait in the collectors
+                self._set_buffering(True)
             self._inflight = done
             if self._commit_helper is None:
                 self._commit_helper = _CommitHelper(f"{self.name}-commit")
@@ -1035,10 +1073,83 @@ class StreamThread(threading.Thread):
         self._apply_commit(done)
 
     def _commit_transaction(self, producer: Any, offsets: list[TopicPartition], group_metadata: Any) -> None:
-        """The helper thread of an exactly_once_v2 commit: offsets into the transaction, then commit."""
-        if offsets:
-            self._txn_call(producer.send_offsets_to_transaction, offsets, group_metadata, self._txn_timeout)
-        self._txn_call(producer.commit_transaction, 60)
+        """The helper thread of an exactly_once_v2 commit: offsets into the transaction, then commit.
+
+        With an output buffer the helper owns the transaction's state: it opens the transaction
+        (if no buffer sent did), refuses to commit one a record of which was lost, and marks it
+        closed once committed; a failure makes the buffers queued behind it skip."""
+        if self._out is None:
+            if offsets:
+                self._txn_call(producer.send_offsets_to_transaction, offsets, group_metadata, self._txn_timeout)
+            self._txn_call(producer.commit_transaction, 60)
+            return
+        try:
+            if self._sender_error is not None:
+                raise self._sender_error
+            if self._production_errors:  # never commit past a record whose output was lost
+                raise self._production_failure()
+            if not self._txn_open:
+                self._txn_call(producer.begin_transaction)
+                self._txn_open = True
+            if offsets:
+                self._txn_call(producer.send_offsets_to_transaction, offsets, group_metadata, self._txn_timeout)
+            self._txn_call(producer.commit_transaction, 60)
+            self._txn_open = False
+            self._txn_record_error = None
+        except BaseException as exc:
+            if self._sender_error is None:
+                self._sender_error = exc
+            raise
+
+    def _send_output(self) -> None:
+        """Hand what the tasks wrote into the output buffer to the helper thread, which sends it
+        after the jobs before it (opening the transaction first when none is open). Waits for the
+        oldest buffer when too many are queued."""
+        out = self._out
+        assert out is not None
+        if not len(out):
+            return
+        if len(self._sends) >= _MAX_SENDS_QUEUED:
+            self._wait_for_send(self._sends[0])
+            self._reap_sends()
+        job = _HelperJob()
+        if self._commit_helper is None:
+            self._commit_helper = _CommitHelper(f"{self.name}-commit")
+        self._commit_helper.submit(job, self._send_records, self.producer, out.take())
+        self._sends.append(job)
+        self._sent_since_commit = True
+
+    def _send_records(self, producer: RdKafkaProducer, records: OutputBuffer) -> None:
+        """The helper thread's part of :meth:`_send_output`. A record the producer refuses goes to
+        :meth:`_on_produce_error`, as it would from the collector."""
+        if self._sender_error is not None:
+            records.clear()  # the transaction is lost: the tasks are rewound and process them again
+            return
+        try:
+            if not self._txn_open:
+                self._txn_call(producer.begin_transaction)
+                self._txn_open = True
+            producer.send_buffer(records, self._on_produce_error, _MAX_BLOCK_S)
+            producer.poll(0)
+        except BaseException as exc:
+            if self._sender_error is None:
+                self._sender_error = exc
+            raise
+
+    def _wait_for_send(self, job: _HelperJob) -> None:
+        """Wait for a buffer handed to the helper; one that never returns (the helper blocked in a
+        commit, see :meth:`_finish_commit`) leaves the producer to it."""
+        if not job.finished.wait(self._txn_timeout + 2.0 + _MAX_BLOCK_S):
+            self._leave_producer_to_blocked_commit(replace=True)
+            raise TaskMigratedError("sending the output blocked (the producer did not return)")
+
+    def _reap_sends(self) -> None:
+        """Forget the buffers the helper sent; raise what the first failed one raised."""
+        sends = self._sends
+        while sends and sends[0].finished.is_set():
+            job = sends.popleft()
+            if job.error is not None:
+                raise job.error
 
     def _finish_commit(self, wait: bool) -> None:
         """Complete the exactly_once_v2 commit in flight, once its helper thread is done (``wait``:
@@ -1066,13 +1177,16 @@ class StreamThread(threading.Thread):
         if inflight.error is not None:
             self._set_buffering(False, drain=False)  # the transaction is aborted and the tasks rewound
             raise inflight.error
-        self._txn_open = False
-        self._txn_record_error = None
+        if self._out is None:  # else the helper keeps both (it may have opened the next transaction)
+            self._txn_open = False
+            self._txn_record_error = None
         if self._production_errors:
             self._set_buffering(False, drain=False)
             raise StreamsError("; ".join(self._production_errors[:3]))
         inflight.busy += time.perf_counter() - t0  # the wait, when the helper was not done yet
         self._apply_commit(inflight)
+        if self._out is not None:
+            return
         if any(e.task.collector.buffered() for e in self.tasks.values()):
             assert self.producer is not None
             self._txn_call(self.producer.begin_transaction)
@@ -1089,6 +1203,12 @@ class StreamThread(threading.Thread):
         self._retire_commit_helper()  # it stays with the blocked call; the next commit starts another
         self.producer = None
         self._txn_open = False
+        self._sends.clear()  # the retired helper drops them: they belong to the lost transaction
+        self._sender_error = None
+        self._sent_since_commit = False
+        if self._out is not None:
+            self._out.clear()
+            self._out = None
         if replace:
             self._create_producer()
 
@@ -1142,6 +1262,10 @@ class StreamThread(threading.Thread):
     def _set_buffering(self, on: bool, drain: bool = True) -> None:
         """Route the tasks' output to their collectors' buffers (``on``), or back to the producer,
         first sending what was buffered (``drain``) or dropping it (the tasks are being rewound)."""
+        if self._out is not None:  # the output waits in the output buffer anyway
+            if not on and not drain:
+                self._out.clear()
+            return
         self._buffering = on
         producer = None if on else self.producer
         for entry in self.tasks.values():

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from kstreams._core import RecordCollector, murmur2_partition, rdkafka
 from kstreams._core.fetcher import Fetcher
-from kstreams._core.producer import RdKafkaProducer
+from kstreams._core.producer import OutputBuffer, RdKafkaProducer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -222,26 +222,36 @@ def test_producer_refuses_what_confluent_kafka_refuses(kafka: Any) -> None:
     assert "no.such.property" in str(bad.value)
 
 
-@pytest.mark.parametrize("route", ["direct", "python-call"])
+@pytest.mark.parametrize("route", ["direct", "python-call", "output-buffer"])
 def test_collector_hands_records_to_the_producer_either_way_with_the_same_errors(kafka: Any, route: str) -> None:
     # use_producer() calls an RdKafkaProducer from C; a plain ``produce`` function gets the Python
-    # call: the records written and the refusals handed to on_produce_error must not differ
+    # call; use_output() fills an OutputBuffer that send_buffer() queues later: the records written
+    # and the refusals handed to on_produce_error must not differ
     topic = kafka.unique_name(f"collect-{route}")
     kafka.create_topic(topic, partitions=2)
     producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "linger.ms": 5, "message.max.bytes": 2_000}),
                                None, None)
     refused: list = []
     collector = RecordCollector(lambda t: 2, on_produce_error=lambda exc, *rec: refused.append((type(exc), rec)))
+    out = OutputBuffer(producer)
     if route == "direct":
         collector.use_producer(producer)
+    elif route == "output-buffer":
+        collector.use_output(out)
     else:
         collector.produce = lambda *args: producer.produce(*args)
     for i in range(50):
         collector.send(topic, f"k{i}".encode(), f"v{i}".encode(), 7_000 + i, (("h", b"x"),) if i == 5 else (), -1)
     collector.send(topic, b"big", b"x" * 5_000, 1, (("h", b"y"),), 1)
     collector.send(topic, b"text", "not bytes", 2, (), 0)  # type: ignore[arg-type]
+    if route == "output-buffer":
+        assert len(out) == 51  # the refused type never got in; the oversized record is refused when sent
+        assert producer.send_buffer(out.take(), collector.on_produce_error) == 50
+        assert len(out) == 0
     assert producer.flush(30) == 0
     producer.close()
+    # the buffer refuses a wrong type when the record is added, the producer a large one when sent
+    refused.sort(key=lambda r: r[0] is TypeError)
     assert [(kind, rec[:3]) for kind, rec in refused] == [(KafkaException, (topic, b"x" * 5_000, b"big")),
                                                           (TypeError, (topic, "not bytes", b"text"))]
     assert refused[0][1][3:] == (1, 1, [("h", b"y")])  # partition, timestamp, headers as a list
@@ -286,3 +296,79 @@ def test_producer_transactions_commit_offsets_with_metadata_and_abort(kafka: Any
         consumer.close()
         producer.close()
     assert [m.value() for m in _read_all(kafka, topic, 1, "read_committed")] == [b"committed"]
+
+
+def test_output_buffer_keeps_every_field_and_the_order_and_recycles_its_memory(kafka: Any) -> None:
+    topic = kafka.unique_name("outbuf")
+    kafka.create_topic(topic, partitions=2)
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "linger.ms": 5}), None, None)
+    other = RdKafkaProducer(kafka.client_config({"client.id": "p2"}), None, None)
+    out = OutputBuffer(producer)
+    assert out.producer is producer and len(out) == 0 and out.nbytes == 0
+    out.add(topic, 0, b"k", b"v", 11, (("h", b"1"), (b"raw", "text"), ("none", None)))
+    out.add(topic, 1, None, None, 12)  # a tombstone without a key
+    out.add(topic, 1, b"", b"", 13)  # empty, not null
+    first = out.take()
+    assert (len(first), len(out), out.nbytes) == (3, 0, 0)
+    for i in range(20_000):  # grows past the first block; the order within a partition holds
+        out.add(topic, i % 2, f"k{i}".encode(), f"v{i}".encode() * 3, 1_000 + i)
+    second = out.take()
+    with pytest.raises(ValueError, match="another producer"):
+        other.send_buffer(second)
+    assert producer.send_buffer(first) == 3
+    assert len(first) == 0 and first.nbytes == 0  # a sent buffer is empty
+    assert producer.send_buffer(second) == 20_000
+    out.add(topic, 0, b"last", b"x", 2)  # written into the memory a sent buffer gave back
+    assert out.nbytes > 0
+    out.clear()
+    assert (len(out), out.nbytes) == (0, 0)
+    out.add(topic, 0, b"last", b"x", 99)
+    assert producer.send_buffer(out) == 1  # the buffer itself can be sent too
+    assert producer.flush(30) == 0
+    producer.close()
+    other.close()
+    got = _read_all(kafka, topic, 20_004)
+    assert len(got) == 20_004
+    head = {m.timestamp()[1]: m for m in got if m.timestamp()[1] in (11, 12, 13, 99)}
+    assert (head[11].partition(), head[11].key(), head[11].value()) == (0, b"k", b"v")
+    assert head[11].headers() == [("h", b"1"), ("raw", b"text"), ("none", None)]
+    assert (head[12].partition(), head[12].key(), head[12].value(), head[12].headers()) == (1, None, None, None)
+    assert (head[13].key(), head[13].value()) == (b"", b"")
+    assert head[99].key() == b"last"
+    for p in (0, 1):
+        stamps = [m.timestamp()[1] for m in sorted(got, key=lambda m: m.offset()) if m.partition() == p
+                  and m.timestamp()[1] >= 1_000]
+        assert stamps == list(range(1_000 + p, 21_000, 2))
+
+
+def test_output_buffer_waits_for_room_in_a_full_queue_then_gives_up_per_record(kafka: Any) -> None:
+    topic = kafka.unique_name("outbuf-full")
+    kafka.create_topic(topic, partitions=1)
+    # room for 5 records: the rest wait until deliveries free it (linger 50 ms)
+    producer = RdKafkaProducer(kafka.client_config({"client.id": "p", "queue.buffering.max.messages": 5,
+                                                    "linger.ms": 50}), None, None)
+    out = OutputBuffer(producer)
+    for i in range(40):
+        out.add(topic, 0, b"k", str(i).encode(), i)
+    assert producer.send_buffer(out.take()) == 40
+    assert producer.flush(30) == 0
+    assert [m.value() for m in sorted(_read_all(kafka, topic, 40), key=lambda m: m.offset())] == \
+        [str(i).encode() for i in range(40)]
+    # a queue that stays full (nothing is sent for 10 s): each record left waits max_block, then
+    # goes to on_error as a full-queue error, and the records after it are still tried
+    stuck = RdKafkaProducer(kafka.client_config({"client.id": "stuck", "queue.buffering.max.messages": 2,
+                                                 "linger.ms": 10_000}), None, None)
+    out = OutputBuffer(stuck)
+    for i in range(4):
+        out.add(topic, 0, b"s", str(i).encode(), i)
+    refused: list = []
+    t0 = time.monotonic()
+    assert stuck.send_buffer(out.take(), lambda exc, *rec: refused.append((exc, rec)), 0.2) == 2
+    assert time.monotonic() - t0 >= 0.4
+    assert [(exc.args[0].code(), rec[1]) for exc, rec in refused] == [(KafkaError._QUEUE_FULL, b"2"),
+                                                                      (KafkaError._QUEUE_FULL, b"3")]
+    with pytest.raises(KafkaException, match="still full"):
+        out.add(topic, 0, b"s", b"x", 1)
+        stuck.send_buffer(out, None, 0.1)
+    stuck.close()
+    producer.close()
