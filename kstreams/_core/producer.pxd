@@ -37,10 +37,12 @@ cdef class OutputBuffer:
     cdef size_t _cap
     cdef Py_ssize_t _count
     cdef OutputBuffer _parent
-    cdef char *_spare
-    cdef size_t _spare_cap
+    cdef char *_spare[4]
+    cdef size_t _spare_cap[4]
+    cdef int _spares
 
     cdef int append(self, str topic, int partition, object key, object value, long long timestamp,
                     tuple headers) except -1
     cdef char *_reserve(self, size_t size) except NULL
     cdef void _release(self) noexcept
+    cdef void _use_spare(self) noexcept

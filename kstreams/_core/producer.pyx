@@ -579,7 +579,9 @@ cdef class OutputBuffer:
 
     The stream thread's collectors append to it; :meth:`take` moves the records into a new
     buffer, which another thread can hand to the producer while appending goes on here. A taken
-    buffer's memory comes back to its parent once sent, for the next :meth:`take`.
+    buffer's memory comes back to its parent once sent (up to 4 blocks are kept), and the next
+    :meth:`take` leaves the parent one of them: the blocks, grown to the size a round needs, are
+    not allocated and paged in again for every round.
     """
 
     def __cinit__(self, RdKafkaProducer producer):
@@ -587,16 +589,18 @@ cdef class OutputBuffer:
 
     def __dealloc__(self):
         self._release()
-        free(self._spare)
-        self._spare = NULL
+        while self._spares:
+            self._spares -= 1
+            free(self._spare[self._spares])
 
     cdef void _release(self) noexcept:
-        """Give the memory back to the parent (it keeps one block spare) or free it."""
+        """Give the memory back to the parent (it keeps up to 4 blocks spare) or free it."""
         cdef OutputBuffer parent = self._parent
         if self._data != NULL:
-            if parent is not None and parent._spare == NULL:
-                parent._spare = self._data
-                parent._spare_cap = self._cap
+            if parent is not None and parent._spares < 4:
+                parent._spare[parent._spares] = self._data
+                parent._spare_cap[parent._spares] = self._cap
+                parent._spares += 1
             else:
                 free(self._data)
         self._data = NULL
@@ -605,15 +609,20 @@ cdef class OutputBuffer:
         self._count = 0
         self._parent = None
 
+    cdef void _use_spare(self) noexcept:
+        """Take the last block given back as this buffer's memory (it has none)."""
+        if self._spares:
+            self._spares -= 1
+            self._data = self._spare[self._spares]
+            self._cap = self._spare_cap[self._spares]
+        else:
+            self._data = NULL
+            self._cap = 0
+
     cdef char *_reserve(self, size_t size) except NULL:
         cdef size_t cap = self._cap
         cdef char *data
         if self._len + size > cap:
-            if self._data == NULL and self._spare != NULL and self._spare_cap >= size:
-                self._data, self._cap = self._spare, self._spare_cap
-                self._spare = NULL
-                self._spare_cap = 0
-                return self._data
             cap = max(cap * 2, self._len + size, <size_t>65536)
             data = <char *>realloc(self._data, cap)
             if data == NULL:
@@ -682,9 +691,7 @@ cdef class OutputBuffer:
         cdef OutputBuffer taken = OutputBuffer(self._producer)
         taken._data, taken._cap, taken._len, taken._count = self._data, self._cap, self._len, self._count
         taken._parent = self
-        self._data, self._cap = self._spare, self._spare_cap
-        self._spare = NULL
-        self._spare_cap = 0
+        self._use_spare()
         self._len = 0
         self._count = 0
         return taken

@@ -6,6 +6,14 @@ commit every ``commit.interval.ms`` (or when a processor asked). The commit foll
 stores send their dirty entries to the changelogs, the producer flushes (at_least_once) or the
 transaction commits with the consumed offsets (exactly_once_v2), and only then each store
 applies its entries to LevelDB in one WriteBatch with the changelog offset they reach.
+
+With the compiled producer, the tasks' records (output and changelog) are appended to an
+``OutputBuffer`` and sent by the thread's helper (``_CommitHelper``), GIL released, once a buffer
+holds ``_SEND_BATCH_BYTES``, a poll finds nothing new, or a commit comes: the producer's work per
+record runs beside the processing, on the other core. The helper runs its jobs in order, so a
+buffer handed over before a commit is in that commit's transaction (or flush), one after it in
+the next. The production exception handler is then called on the helper thread for a record the
+producer refuses, as Java's is called on the producer's I/O thread for a failed send.
 """
 
 from __future__ import annotations
@@ -88,6 +96,12 @@ stores after a crash and restores them in full. Counted over the benchmark's cou
 ~816,000 changelog records, 100,000 gives ~174,000."""
 _MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
 _MAX_SENDS_QUEUED = 8  # output buffers handed to the helper thread and not sent yet, at most
+_SEND_BATCH_BYTES = 1 << 20
+"""A round's output waits in the output buffer until it holds this much, the thread runs out of
+records to process, or a commit: every buffer handed over costs the helper thread the GIL twice,
+which it gets only by making the stream thread give it up (about 1,000 records a round made
+that tens of thousands of waits a run). The wait is a few tens of milliseconds at full speed;
+Kafka Streams' producer lingers 100 ms."""
 
 
 class ThreadState(enum.Enum):
@@ -155,9 +169,10 @@ class _InflightCommit(_HelperJob):
 
 
 class _CommitHelper:
-    """The daemon thread of exactly_once_v2's producer work, one job after the other: the tasks'
-    output buffers sent (with the compiled producer) and the transactions committed (a thread
-    started per commit kept the stream thread waiting for it to start, ten times a second).
+    """The daemon thread of a stream thread's producer work, one job after the other: the tasks'
+    output buffers sent (with the compiled producer) and, under exactly_once_v2, the transactions
+    committed (a thread started per commit kept the stream thread waiting for it to start, ten
+    times a second).
 
     ``retire()`` lets it go: it exits after the commit it is running, if any. A commit blocked
     in librdkafka keeps its helper; the stream thread starts a new one."""
@@ -233,8 +248,8 @@ class StreamThread(threading.Thread):
         self._txn_open = False
         self._inflight: _InflightCommit | None = None  # an exactly_once_v2 commit still running
         self._commit_helper: _CommitHelper | None = None  # the thread it runs on (started on first use)
-        # exactly_once_v2 with the compiled producer: the tasks' output and changelog records go
-        # into this buffer, which the commit helper sends (the producer's work leaves this thread)
+        # with the compiled producer, the tasks' output and changelog records go into this buffer,
+        # which the commit helper sends (the producer's work per record leaves this thread)
         self._out: OutputBuffer | None = None
         self._sends: collections.deque[_HelperJob] = collections.deque()  # buffers not sent yet
         self._sent_since_commit = False  # a buffer went to the helper since the last commit
@@ -340,10 +355,10 @@ class StreamThread(threading.Thread):
         if self.eos:
             self._txn_call(self.producer.init_transactions, 30)
             self._txn_open = False
-            if isinstance(self.producer, RdKafkaProducer):
-                self._out = OutputBuffer(self.producer)
-                for entry in self.tasks.values():
-                    entry.task.collector.use_output(self._out)
+        if isinstance(self.producer, RdKafkaProducer):
+            self._out = OutputBuffer(self.producer)
+            for entry in self.tasks.values():
+                entry.task.collector.use_output(self._out)
 
     def _new_producer(self, conf: dict[str, Any]) -> Producer | RdKafkaProducer:
         """The compiled producer, or confluent-kafka's when librdkafka cannot be reached directly or
@@ -845,11 +860,14 @@ class StreamThread(threading.Thread):
             raise self._production_failure()
         # poll without waiting while restoring or while the last round processed records; records
         # that cannot be processed yet (a task idling for max.task.idle.ms) must not spin a core
-        busy = self._restoring or (self._processed_last > 0
-                                   and any(e.running and e.task.has_buffered() for e in self.tasks.values()))
+        # output waiting to be sent (below _SEND_BATCH_BYTES) goes out once a poll finds nothing new
+        unsent = self._out is not None and len(self._out) > 0
+        busy = self._restoring or unsent or (self._processed_last > 0
+                                             and any(e.running and e.task.has_buffered() for e in self.tasks.values()))
         t0 = time.perf_counter()
         if self._fetcher is None:
             msgs = self.consumer.consume(self._max_poll, 0 if busy else self._poll_timeout)
+            got = bool(msgs)
             if msgs:
                 self._buffer(*group_messages(msgs), True)
         else:
@@ -858,9 +876,12 @@ class StreamThread(threading.Thread):
             if msgs:
                 self._buffer(*_as_tuples(msgs), False)
             records, errors = self._fetcher.fetch(0 if busy or msgs else self._poll_timeout)
+            got = bool(msgs) or bool(records)
             if records or errors:
                 self._buffer(records, errors, False)
         self.sensors["poll"].record(1, time.perf_counter() - t0)
+        if unsent and not got:
+            self._send_output()
         if self._restoring:
             self._restore_step()
         if self.eos and self._out is None and not self._txn_open and self.tasks and self._inflight is None:
@@ -886,7 +907,7 @@ class StreamThread(threading.Thread):
         for entry in list(self.tasks.values()):
             if entry.running and entry.task.punctuate_wall_clock(now):
                 self.sensors["punctuate"].record()
-        if self._out is not None:
+        if self._out is not None and self._out.nbytes >= _SEND_BATCH_BYTES:
             self._send_output()
         self._resume_drained()
         self._maybe_commit(time.monotonic())
@@ -1056,6 +1077,12 @@ class StreamThread(threading.Thread):
                 # offset, a crash makes its restart restore the whole changelog
                 self._finish_commit(wait=True)
             return
+        if sending:
+            self._send_output()
+            self._sent_since_commit = False
+            if self._sends:
+                self._wait_for_send(self._sends[-1])
+                self._reap_sends()
         remaining = self.producer.flush(60)
         if remaining:
             raise StreamsError(f"{remaining} records were not delivered within 60 s")
@@ -1126,7 +1153,7 @@ class StreamThread(threading.Thread):
             records.clear()  # the transaction is lost: the tasks are rewound and process them again
             return
         try:
-            if not self._txn_open:
+            if self.eos and not self._txn_open:
                 self._txn_call(producer.begin_transaction)
                 self._txn_open = True
             producer.send_buffer(records, self._on_produce_error, _MAX_BLOCK_S)
