@@ -97,11 +97,12 @@ stores after a crash and restores them in full. Counted over the benchmark's cou
 _MAX_BLOCK_S = 60.0  # how long a send waits for room in a full producer queue (Java's max.block.ms)
 _MAX_SENDS_QUEUED = 8  # output buffers handed to the helper thread and not sent yet, at most
 _SEND_BATCH_BYTES = 1 << 20
-"""A round's output waits in the output buffer until it holds this much, the thread runs out of
-records to process, or a commit: every buffer handed over costs the helper thread the GIL twice,
-which it gets only by making the stream thread give it up (about 1,000 records a round made
-that tens of thousands of waits a run). The wait is a few tens of milliseconds at full speed;
-Kafka Streams' producer lingers 100 ms."""
+_SEND_LINGER_S = 0.02
+"""A round's output waits in the output buffer until it holds ``_SEND_BATCH_BYTES``, its first
+record waited ``_SEND_LINGER_S``, a poll finds nothing new, or a commit comes: every buffer
+handed over costs the helper thread the GIL twice, which it gets only by making the stream
+thread give it up (a buffer per round of ~1,000 records made that tens of thousands of waits a
+run). The producer itself lingers 100 ms (``linger.ms``, as Kafka Streams sets it)."""
 
 
 class ThreadState(enum.Enum):
@@ -253,6 +254,7 @@ class StreamThread(threading.Thread):
         self._out: OutputBuffer | None = None
         self._sends: collections.deque[_HelperJob] = collections.deque()  # buffers not sent yet
         self._sent_since_commit = False  # a buffer went to the helper since the last commit
+        self._unsent_since: float | None = None  # when the output buffer got its first record
         self._sender_error: BaseException | None = None  # a helper job failed: later ones skip
         self._buffering = False  # the tasks' output waits in their collectors (a commit is running)
         self._last_commit = time.monotonic()
@@ -818,6 +820,7 @@ class StreamThread(threading.Thread):
         self._sent_since_commit = False
         if self._out is not None:
             self._out.clear()  # records of the transaction being aborted
+            self._unsent_since = None
         if self._buffering:
             self._set_buffering(False, drain=False)
         if self.eos and self._txn_open and self.producer is not None:
@@ -907,10 +910,14 @@ class StreamThread(threading.Thread):
         for entry in list(self.tasks.values()):
             if entry.running and entry.task.punctuate_wall_clock(now):
                 self.sensors["punctuate"].record()
-        if self._out is not None and self._out.nbytes >= _SEND_BATCH_BYTES:
-            self._send_output()
+        mono = time.monotonic()
+        if self._out is not None and len(self._out):
+            if self._unsent_since is None:
+                self._unsent_since = mono
+            if self._out.nbytes >= _SEND_BATCH_BYTES or mono - self._unsent_since >= _SEND_LINGER_S:
+                self._send_output()
         self._resume_drained()
-        self._maybe_commit(time.monotonic())
+        self._maybe_commit(mono)
 
     def _process_deadline(self, entries: list[_TaskEntry], wall_clock: int) -> int:
         """When this round's processing stops (a time of ``monotonic_ms``), even with records left:
@@ -1134,6 +1141,7 @@ class StreamThread(threading.Thread):
         oldest buffer when too many are queued."""
         out = self._out
         assert out is not None
+        self._unsent_since = None
         if not len(out):
             return
         if len(self._sends) >= _MAX_SENDS_QUEUED:
