@@ -746,6 +746,7 @@ class StreamThread(threading.Thread):
             if isinstance(old, RdKafkaProducer):
                 old.close()
             del old
+        if self.producer is None:  # also one left to a send that never returned (at_least_once)
             self._create_producer()
         if self._assign_failing_since is not None:
             self._backoff_rejoin()
@@ -1068,8 +1069,11 @@ class StreamThread(threading.Thread):
         if self.eos:
             if self._production_errors:  # never commit past a record whose output was lost
                 raise self._production_failure()
+            records = None
             if sending:  # the helper sends them, then commits; what follows goes into the next transaction
-                self._send_output()
+                if len(self._out):  # sent by the commit's own job: one GIL hand-over less per commit
+                    records = self._out.take()
+                self._unsent_since = None
                 self._sent_since_commit = False
             else:  # the producer refuses records while the transaction commits: outputs wait in the collectors
                 self._set_buffering(True)
@@ -1077,7 +1081,7 @@ class StreamThread(threading.Thread):
             if self._commit_helper is None:
                 self._commit_helper = _CommitHelper(f"{self.name}-commit")
             self._commit_helper.submit(done, self._commit_transaction, self.producer, offsets,
-                                       self.consumer.consumer_group_metadata())
+                                       self.consumer.consumer_group_metadata(), records)
             done.busy = time.perf_counter() - t0
             if force or first_offsets:
                 # a store's first commit also waits for phase 2: until a store holds a changelog
@@ -1106,12 +1110,16 @@ class StreamThread(threading.Thread):
         done.busy = time.perf_counter() - t0
         self._apply_commit(done)
 
-    def _commit_transaction(self, producer: Any, offsets: list[TopicPartition], group_metadata: Any) -> None:
-        """The helper thread of an exactly_once_v2 commit: offsets into the transaction, then commit.
+    def _commit_transaction(self, producer: Any, offsets: list[TopicPartition], group_metadata: Any,
+                            records: OutputBuffer | None = None) -> None:
+        """The helper thread of an exactly_once_v2 commit: ``records`` sent (the transaction's
+        last buffer), offsets into the transaction, then commit.
 
         With an output buffer the helper owns the transaction's state: it opens the transaction
         (if no buffer sent did), refuses to commit one a record of which was lost, and marks it
         closed once committed; a failure makes the buffers queued behind it skip."""
+        if records is not None:
+            self._send_records(producer, records)
         if self._out is None:
             if offsets:
                 self._txn_call(producer.send_offsets_to_transaction, offsets, group_metadata, self._txn_timeout)
