@@ -367,8 +367,9 @@ def test_output_buffer_waits_for_room_in_a_full_queue_then_gives_up_per_record(k
     assert time.monotonic() - t0 >= 0.4
     assert [(exc.args[0].code(), rec[1]) for exc, rec in refused] == [(KafkaError._QUEUE_FULL, b"2"),
                                                                       (KafkaError._QUEUE_FULL, b"3")]
-    with pytest.raises(KafkaException, match="still full"):
-        out.add(topic, 0, b"s", b"x", 1)
+    out.add(topic, 0, b"s", b"x", 1)
+    with pytest.raises(KafkaException, match="still full"):  # without on_error the refusal is raised
         stuck.send_buffer(out, None, 0.1)
+    assert len(out) == 0  # and the buffer is emptied all the same
     stuck.close()
     producer.close()
